@@ -1,1 +1,5 @@
 // placeholder: being written
+#include "tools/commands.h"
+namespace shardfs::shardctl {
+void RegisterClusterCommands(CLI::App&, GlobalOptions&) {}
+}
