@@ -1,1 +1,219 @@
-// placeholder: being written
+// ClusterClient::Connect and the one concrete client. See cluster_client.h.
+//
+// Ownership and shutdown order: the transport is shut down first (every
+// pending callback runs, with Aborted, on the I/O thread before it exits),
+// then the writer, reader and node table those callbacks use are destroyed.
+// The destructor first waits for the segments still in flight, so a write
+// started before destruction still finishes or fails by its deadlines.
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+#include "lib/buffer_pool.h"
+#include "lib/client_identity.h"
+#include "lib/cluster_client.h"
+#include "lib/log.h"
+#include "lib/node_table.h"
+#include "lib/segment_reader.h"
+#include "lib/segment_writer.h"
+#include "lib/stripe_lookup.h"
+#include "lib/transport.h"
+
+namespace shardfs {
+namespace {
+
+// Segments a client keeps in flight before WriteSegmentAsync blocks: enough
+// to keep every node busy while the caller seals the next ones, few enough
+// to bound memory (each pins n * shard_size bytes).
+constexpr int kMaxInFlight = 8;
+// Pings wait at most this long, so a dead node slows Connect down by no
+// more than this even with a long request timeout.
+constexpr std::chrono::milliseconds kMaxPingTimeout{2000};
+
+class ClusterClientImpl final : public ClusterClient {
+ public:
+  ClusterClientImpl(const ClientConfig& cfg, const Key& master, ClientIdentity identity,
+                    std::unique_ptr<RpcClient> rpc, std::shared_ptr<const Codec> codec)
+      : cfg_(cfg),
+        identity_(std::move(identity)),
+        timeout_(cfg.timeout_ms),
+        rpc_(std::move(rpc)),
+        pool_(2 * kMaxInFlight + 4),
+        nodes_(rpc_.get(), cfg.nodes, std::min(timeout_, kMaxPingTimeout)),
+        writer_(rpc_.get(), &nodes_, &pool_, codec, master, identity_.public_key, timeout_),
+        reader_(rpc_.get(), &nodes_, &pool_, master, timeout_) {}
+
+  ~ClusterClientImpl() override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return in_flight_ == 0; });
+    }
+    rpc_->Shutdown();
+  }
+
+  size_t Start() { return nodes_.Refresh(); }
+
+  void WriteSegmentAsync(std::vector<uint8_t> plaintext, WriteDone done) override {
+    if (plaintext.empty() || plaintext.size() > cfg_.segment_size) {
+      done(Status::InvalidArgument("segment of " + std::to_string(plaintext.size()) +
+                                   " bytes (must be 1.." + std::to_string(cfg_.segment_size) +
+                                   ")"));
+      return;
+    }
+    Acquire();
+    writer_.Write(plaintext, [this, done = std::move(done)](Result<Locator> r) {
+      done(std::move(r));
+      Release();
+    });
+  }
+
+  Result<Locator> WriteSegment(std::span<const uint8_t> plaintext) override {
+    if (plaintext.empty() || plaintext.size() > cfg_.segment_size) {
+      return Status::InvalidArgument("segment of " + std::to_string(plaintext.size()) +
+                                     " bytes (must be 1.." + std::to_string(cfg_.segment_size) +
+                                     ")");
+    }
+    auto promise = std::make_shared<std::promise<Result<Locator>>>();
+    auto future = promise->get_future();
+    Acquire();
+    writer_.Write(plaintext, [this, promise](Result<Locator> r) {
+      promise->set_value(std::move(r));
+      Release();
+    });
+    return future.get();
+  }
+
+  Result<std::vector<uint8_t>> ReadSegment(const Locator& loc) override {
+    return reader_.Read(loc);
+  }
+
+  Status DeleteSegment(const Locator& loc) override {
+    struct Shared {
+      std::mutex mu;
+      std::condition_variable cv;
+      int left = 0;
+      Status first;
+    };
+    auto shared = std::make_shared<Shared>();
+    std::vector<std::pair<std::string, int>> targets;
+    Status unknown;
+    for (int i = 0; i < static_cast<int>(loc.shards.size()); ++i) {
+      auto node = nodes_.Find(loc.shards[i].node);
+      if (!node) {
+        if (unknown.ok()) {
+          unknown = Status::Unavailable("stripe " + loc.stripe.Hex() + " shard " +
+                                        std::to_string(i) + ": node " +
+                                        NodeIdHex(loc.shards[i].node) + " is unknown");
+        }
+        continue;
+      }
+      targets.emplace_back(node->endpoint, i);
+    }
+    shared->left = static_cast<int>(targets.size());
+    for (auto& [endpoint, i] : targets) {
+      wire::DeleteShardRequest req;
+      req.stripe = loc.stripe;
+      req.index = static_cast<ShardIndex>(i);
+      req.owner = identity_.public_key;
+      std::string what = "stripe " + loc.stripe.Hex() + " shard " + std::to_string(i) + " on " +
+                         endpoint;
+      rpc_->Send(endpoint, req, Payload{}, Clock::now() + timeout_,
+                 [shared, what](Result<RpcReply> r) {
+                   wire::DeleteShardReply reply;
+                   Status st = r.ok() ? ParseReply(*r, &reply) : r.status();
+                   std::lock_guard<std::mutex> lock(shared->mu);
+                   if (!st.ok() && !st.IsNotFound() && shared->first.ok()) {
+                     shared->first = st.With(what);
+                   }
+                   if (--shared->left == 0) shared->cv.notify_all();
+                 });
+    }
+    std::unique_lock<std::mutex> lock(shared->mu);
+    shared->cv.wait(lock, [&] { return shared->left == 0; });
+    return shared->first.ok() ? unknown : shared->first;
+  }
+
+  std::vector<NodeInfo> Nodes() override {
+    nodes_.Refresh();
+    return nodes_.Snapshot();
+  }
+
+  const ClientConfig& config() const override { return cfg_; }
+
+  Result<Locator> Lookup(const StripeId& stripe) {
+    nodes_.RefreshDownAsync();
+    return LookupStripe(*rpc_, nodes_, stripe, timeout_);
+  }
+
+ private:
+  void Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_ < kMaxInFlight; });
+    ++in_flight_;
+  }
+  // Notifies under the lock: once in_flight_ drops to 0 the destructor may
+  // run, and `this` must not be touched after the unlock.
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --in_flight_;
+    cv_.notify_all();
+  }
+
+  // Fixed after construction.
+  const ClientConfig cfg_;
+  const ClientIdentity identity_;
+  const std::chrono::milliseconds timeout_;
+  std::unique_ptr<RpcClient> rpc_;  // shut down before the members below go
+  BufferPool pool_;
+  NodeTable nodes_;
+  SegmentWriter writer_;
+  SegmentReader reader_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0;  // guarded by mu_: segments written but not done
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ClusterClient>> ClusterClient::Connect(const ClientConfig& cfg,
+                                                              const Key& master) {
+  if (cfg.nodes.empty()) return Status::InvalidArgument("no node endpoints configured");
+  if (cfg.segment_size == 0 || cfg.timeout_ms <= 0) {
+    return Status::InvalidArgument("segment_size and timeout_ms must be positive");
+  }
+  ASSIGN_OR_RETURN(auto codec, Codec::Create(cfg.k, cfg.m));
+  const size_t max_shard = Codec::ShardSize(cfg.segment_size + kSealOverhead, cfg.k);
+  if (max_shard > wire::kMaxShardSize) {
+    return Status::InvalidArgument("segment_size " + std::to_string(cfg.segment_size) +
+                                   " gives shards above the protocol's limit");
+  }
+  ASSIGN_OR_RETURN(ClientIdentity identity, LoadOrCreateClientIdentity(cfg.identity_file));
+  ASSIGN_OR_RETURN(auto rpc, RpcClient::Create());
+  std::unique_ptr<ClusterClientImpl> client;
+  try {
+    client = std::make_unique<ClusterClientImpl>(cfg, master, std::move(identity), std::move(rpc),
+                                                 std::move(codec));
+  } catch (const std::bad_alloc&) {
+    return Status::IOError("out of memory", ENOMEM);
+  }
+  const size_t up = client->Start();
+  if (up == 0) {
+    std::string msg = "none of the " + std::to_string(cfg.nodes.size()) +
+                      " configured nodes answered (";
+    for (size_t i = 0; i < cfg.nodes.size(); ++i) msg += (i ? ", " : "") + cfg.nodes[i];
+    return Status::Unavailable(msg + ")");
+  }
+  if (up < static_cast<size_t>(cfg.k + cfg.m)) {
+    LOG_WARN("only {} of {} nodes answered; k + m = {}", up, cfg.nodes.size(), cfg.k + cfg.m);
+  }
+  return std::unique_ptr<ClusterClient>(std::move(client));
+}
+
+Result<Locator> FindLocator(ClusterClient& client, const StripeId& stripe) {
+  auto* impl = dynamic_cast<ClusterClientImpl*>(&client);
+  if (impl == nullptr) return Status::InvalidArgument("FindLocator needs a connected client");
+  return impl->Lookup(stripe);
+}
+
+}  // namespace shardfs

@@ -52,9 +52,7 @@ std::string DrainErrors(std::string_view context) {
   return msg;
 }
 
-Status OpenSslError(std::string_view context) {
-  return Status::IOError(DrainErrors(context));
-}
+Status OpenSslError(std::string_view context) { return Status::IOError(DrainErrors(context)); }
 
 // Keys are wiped when they leave scope.
 struct ScopedKey {
@@ -101,15 +99,22 @@ Result<Key> DeriveKey(const Key& master, std::span<const uint8_t> salt, std::str
   KdfCtxPtr ctx(EVP_KDF_CTX_new(kdf));
   if (!ctx) return OpenSslError("EVP_KDF_CTX_new");
   char digest[] = "SHA256";
+  static uint8_t empty = 0;
   // OSSL_PARAM wants non-const pointers but only reads these.
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(master.data()),
                                         master.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()),
+      // An empty span or view may carry a null pointer, which OpenSSL
+      // rejects even with size 0; an empty salt means HashLen zeros either
+      // way (RFC 5869 §2.2).
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+                                        salt.empty() ? &empty : const_cast<uint8_t*>(salt.data()),
                                         salt.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(label.data()),
-                                        label.size()),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_INFO,
+          label.empty() ? static_cast<void*>(&empty) : const_cast<char*>(label.data()),
+          label.size()),
       OSSL_PARAM_construct_end(),
   };
   Key out{};
@@ -126,6 +131,9 @@ Status SealSegmentInto(const Key& master, const StripeId& stripe,
                                    std::to_string(out.size()) + " bytes, need " +
                                    std::to_string(plaintext.size() + kSealOverhead));
   }
+  // In place is allowed: `plaintext` may sit exactly at out.data() +
+  // kNonceSize (GCM encrypts in == out in place); other overlaps are refused
+  // by OpenSSL and reported as an error.
   const EVP_CIPHER* cipher = Aes256Gcm();
   if (cipher == nullptr) return OpenSslError("EVP_CIPHER_fetch(AES-256-GCM)");
   ScopedKey key;
@@ -147,15 +155,14 @@ Status SealSegmentInto(const Key& master, const StripeId& stripe,
       !UpdateChunked(ctx.get(), EVP_EncryptUpdate, plaintext.data(), plaintext.size(), ct) ||
       // GCM's final emits no bytes; `scratch` only satisfies the API.
       EVP_EncryptFinal_ex(ctx.get(), scratch, &outl) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagSize), tag) !=
-          1) {
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagSize), tag) != 1) {
     return OpenSslError("seal segment " + stripe.Hex());
   }
   return Status::OK();
 }
 
-Status SealSegment(const Key& master, const StripeId& stripe,
-                   std::span<const uint8_t> plaintext, std::vector<uint8_t>* out) {
+Status SealSegment(const Key& master, const StripeId& stripe, std::span<const uint8_t> plaintext,
+                   std::vector<uint8_t>* out) {
   out->resize(plaintext.size() + kSealOverhead);
   Status st = SealSegmentInto(master, stripe, plaintext, *out);
   if (!st.ok()) out->clear();

@@ -56,11 +56,10 @@ Codec::Codec(int k, int m) : k_(k), m_(m) {}
 Codec::~Codec() = default;
 
 Result<std::shared_ptr<const Codec>> Codec::Create(int k, int m) {
-  if (k < 1 || m < 0 || k > wire::kMaxShards || m > wire::kMaxShards ||
-      k + m > wire::kMaxShards) {
-    return Status::InvalidArgument("erasure: invalid k=" + std::to_string(k) +
-                                   " m=" + std::to_string(m) + " (need k >= 1, m >= 0, k+m <= " +
-                                   std::to_string(wire::kMaxShards) + ")");
+  if (k < 1 || m < 0 || k > wire::kMaxShards || m > wire::kMaxShards || k + m > wire::kMaxShards) {
+    return Status::InvalidArgument(
+        "erasure: invalid k=" + std::to_string(k) + " m=" + std::to_string(m) +
+        " (need k >= 1, m >= 0, k+m <= " + std::to_string(wire::kMaxShards) + ")");
   }
   // Constructor is private, so no make_shared.
   std::shared_ptr<Codec> codec(new Codec(k, m));

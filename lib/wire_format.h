@@ -24,7 +24,8 @@ inline constexpr size_t kMaxHeaderFrameSize = 64 * 1024;
 inline constexpr size_t kMaxShardSize = 64 * 1024 * 1024;
 inline constexpr size_t kMaxFrameSize = kMaxShardSize + kMaxHeaderFrameSize;
 inline constexpr size_t kMaxStringField = 4096;
-inline constexpr uint32_t kMaxListLimit = 10000;
+// A full page (29-byte entries) must fit in kMaxHeaderFrameSize.
+inline constexpr uint32_t kMaxListLimit = 2000;
 // Erasure code bounds (k >= 1, m >= 0, k + m <= kMaxShards).
 inline constexpr int kMaxShards = 64;
 

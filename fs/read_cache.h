@@ -1,0 +1,66 @@
+// ReadCache: decrypted plaintext of uploaded segments on local disk,
+// `STATE/cache/<stripe hex>`, evicted least-recently-used first when the
+// total passes the limit (METADATA.md §5). Never holds data that exists
+// nowhere else: everything here is also stored on the cluster, so dropping
+// the cache (shardctl cache drop, or rm -r) loses nothing.
+//
+// Descriptors are opened per call and closed, never kept.
+//
+// Thread-safety: all methods may be called concurrently (mu_ guards the
+// index; file I/O runs outside it, and a file evicted while being read is
+// still readable through its open descriptor).
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "lib/ids.h"
+#include "lib/status.h"
+
+namespace shardfs::fs {
+
+class ReadCache {
+ public:
+  // Creates `dir` if needed and indexes the files already there (oldest
+  // mtime first in the LRU).
+  static Result<std::unique_ptr<ReadCache>> Open(const std::string& dir, uint64_t limit_bytes);
+  ReadCache(const ReadCache&) = delete;
+  ReadCache& operator=(const ReadCache&) = delete;
+
+  // Copies up to out.size() bytes from offset `off` of the cached segment;
+  // returns the count (short at its end). NotFound if not cached.
+  Result<size_t> Read(const StripeId& stripe, uint64_t off, std::span<uint8_t> out);
+  // Stores a segment's plaintext (tmp file + rename).
+  Status Insert(const StripeId& stripe, std::span<const uint8_t> data);
+  // Moves an existing file (a staging file that was just uploaded) in.
+  Status Adopt(const StripeId& stripe, const std::string& path);
+  void Drop(const StripeId& stripe);
+  uint64_t used_bytes();
+
+ private:
+  ReadCache(std::string dir, uint64_t limit) : dir_(std::move(dir)), limit_(limit) {}
+  std::string PathOf(const StripeId& stripe) const { return dir_ + "/" + stripe.Hex(); }
+  // REQUIRES: mu_ held.
+  void AddLocked(const std::string& name, uint64_t size);
+  void TouchLocked(const std::string& name);
+  void EvictLocked();
+
+  struct Entry {
+    uint64_t size;
+    std::list<std::string>::iterator lru_pos;
+  };
+
+  const std::string dir_;
+  const uint64_t limit_;
+  std::mutex mu_;
+  std::list<std::string> lru_;  // guarded by mu_; front = most recent
+  std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
+  uint64_t used_ = 0;  // guarded by mu_
+};
+
+}  // namespace shardfs::fs

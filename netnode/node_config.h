@@ -1,0 +1,51 @@
+// Node configuration: the [node] section of a TOML file (shardfs.conf(5))
+// overlaid by command-line flags (shardfs-node(8)); flags win.
+//
+//   [node]
+//   data_dir = "/var/lib/shardfs-node"   # relative: to the config file
+//   listen = "tcp://127.0.0.1:0"         # port 0 or *: the OS picks
+//   advertise = "tcp://host:7000"        # given to clients; default: bound
+//   zone = "default"                     # failure-zone label
+//   capacity = "500G"                    # bytes; K/M/G/T suffixes (1024)
+//   peers = ["tcp://10.0.0.2:7000"]      # bootstrap peers (stored, unused yet)
+//   workers = 2                          # disk worker threads
+//   log_level = "info"                   # debug, info, warning, error
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/status.h"
+
+namespace shardfs {
+
+struct NodeConfig {
+  std::string data_dir;
+  std::string listen = "tcp://127.0.0.1:0";
+  std::string advertise;  // "": the bound endpoint
+  std::string zone = "default";
+  uint64_t capacity_bytes = 0;  // 0: the size of the data dir's file system
+  std::vector<std::string> peers;
+  int workers = 2;
+  std::string log_level = "info";
+  std::string pid_file;  // flag only
+};
+
+// Reads `path` into `cfg` (keys absent from the file keep their value).
+// InvalidArgument naming the file, the key and the problem on a parse
+// error, an unknown key or section, or a bad value.
+Status LoadNodeConfigFile(const std::string& path, NodeConfig* cfg);
+
+// Checks the whole config after flags are applied; makes data_dir absolute.
+Status FinishNodeConfig(NodeConfig* cfg);
+
+// "1048576", "512K", "100M", "2G", "1T" (powers of 1024; case-insensitive;
+// an optional trailing "B" or "iB"). InvalidArgument otherwise or on
+// overflow.
+Result<uint64_t> ParseByteSize(std::string_view text);
+
+}  // namespace shardfs
