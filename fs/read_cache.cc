@@ -23,6 +23,34 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const std::string& dir, uint6
   std::unique_ptr<ReadCache> c(new ReadCache(dir, limit));
   DIR* d = ::opendir(dir.c_str());
   if (!d) return Status::FromErrno(errno, "opendir " + dir);
+  ::closedir(d);
+  std::lock_guard lock(c->mu_);
+  c->marker_seen_ = c->MarkerStampLocked();
+  c->ScanLocked(/*remove_leftovers=*/true);
+  return c;
+}
+
+int64_t ReadCache::MarkerStampLocked() const {
+  struct stat st;
+  if (::stat(marker_.c_str(), &st) != 0) return 0;
+  // cache drop renames a new file in: a new inode even within one ctime tick.
+  return (st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec) * 31 +
+         static_cast<int64_t>(st.st_ino);
+}
+
+void ReadCache::RescanIfDroppedLocked() {
+  const int64_t stamp = MarkerStampLocked();
+  if (stamp == marker_seen_) return;
+  marker_seen_ = stamp;
+  ScanLocked(/*remove_leftovers=*/false);
+}
+
+void ReadCache::ScanLocked(bool remove_leftovers) {
+  lru_.clear();
+  entries_.clear();
+  used_ = 0;
+  DIR* d = ::opendir(dir_.c_str());
+  if (!d) return;  // gone: an empty cache; Insert recreates nothing, reads miss
   struct Found {
     std::string name;
     uint64_t size;
@@ -32,10 +60,10 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const std::string& dir, uint6
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
-    std::string path = dir + "/" + name;
+    std::string path = dir_ + "/" + name;
     struct stat st;
     if (!StripeId::FromHex(name) || ::stat(path.c_str(), &st) != 0) {
-      ::unlink(path.c_str());  // a leftover tmp file from a crash
+      if (remove_leftovers) ::unlink(path.c_str());  // a leftover tmp file from a crash
       continue;
     }
     found.push_back({name, static_cast<uint64_t>(st.st_size),
@@ -44,10 +72,8 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const std::string& dir, uint6
   ::closedir(d);
   std::sort(found.begin(), found.end(),
             [](const Found& a, const Found& b) { return a.mtime < b.mtime; });
-  std::lock_guard lock(c->mu_);
-  for (const Found& f : found) c->AddLocked(f.name, f.size);  // newest ends at the front
-  c->EvictLocked();
-  return c;
+  for (const Found& f : found) AddLocked(f.name, f.size);  // newest ends at the front
+  EvictLocked();
 }
 
 void ReadCache::AddLocked(const std::string& name, uint64_t size) {
@@ -88,8 +114,19 @@ Result<size_t> ReadCache::Read(const StripeId& stripe, uint64_t off, std::span<u
   }
   int fd = ::open((dir_ + "/" + name).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound("evicted");
-    return Status::FromErrno(errno, "open cache " + name);
+    if (errno != ENOENT) return Status::FromErrno(errno, "open cache " + name);
+    // Evicted meanwhile, or removed from outside (shardctl cache drop):
+    // forget a stale entry so it stops counting towards the limit.
+    std::lock_guard lock(mu_);
+    RescanIfDroppedLocked();
+    auto it = entries_.find(name);
+    struct stat st;
+    if (it != entries_.end() && ::stat((dir_ + "/" + name).c_str(), &st) != 0) {
+      used_ -= it->second.size;
+      lru_.erase(it->second.lru_pos);
+      entries_.erase(it);
+    }
+    return Status::NotFound("evicted");
   }
   size_t done = 0;
   while (done < out.size()) {
@@ -135,6 +172,7 @@ Status ReadCache::Insert(const StripeId& stripe, std::span<const uint8_t> data) 
     return Status::FromErrno(err, "rename " + tmp);
   }
   std::lock_guard lock(mu_);
+  RescanIfDroppedLocked();
   AddLocked(stripe.Hex(), data.size());
   EvictLocked();
   return Status::OK();
@@ -151,6 +189,7 @@ Status ReadCache::Adopt(const StripeId& stripe, const std::string& path) {
     return Status::FromErrno(errno, "rename " + path + " into the cache");
   }
   std::lock_guard lock(mu_);
+  RescanIfDroppedLocked();
   AddLocked(stripe.Hex(), st.st_size);
   EvictLocked();
   return Status::OK();
@@ -169,6 +208,7 @@ void ReadCache::Drop(const StripeId& stripe) {
 
 uint64_t ReadCache::used_bytes() {
   std::lock_guard lock(mu_);
+  RescanIfDroppedLocked();
   return used_;
 }
 

@@ -6,6 +6,12 @@
 //
 // Descriptors are opened per call and closed, never kept.
 //
+// `shardctl cache drop` removes the files from outside while mounted, then
+// replaces the marker `<dir>.dropped` (STATE/cache.dropped): the index is
+// rebuilt from the directory when the marker's inode or ctime changed (checked at
+// each insertion) or when an indexed file turns out to be gone, so the size
+// accounting stays right (METADATA.md §9).
+//
 // Thread-safety: all methods may be called concurrently (mu_ guards the
 // index; file I/O runs outside it, and a file evicted while being read is
 // still readable through its open descriptor).
@@ -43,9 +49,17 @@ class ReadCache {
   uint64_t used_bytes();
 
  private:
-  ReadCache(std::string dir, uint64_t limit) : dir_(std::move(dir)), limit_(limit) {}
+  ReadCache(std::string dir, uint64_t limit)
+      : dir_(std::move(dir)), marker_(dir_ + ".dropped"), limit_(limit) {}
   std::string PathOf(const StripeId& stripe) const { return dir_ + "/" + stripe.Hex(); }
   // REQUIRES: mu_ held.
+  // Rebuilds the index from the directory (oldest mtime last in the LRU);
+  // `remove_leftovers` deletes non-entry files (only at start: while
+  // mounted, a ".tmp." file is an insertion in progress).
+  void ScanLocked(bool remove_leftovers);
+  // Rescans if `marker_` changed since the last look (cache drop).
+  void RescanIfDroppedLocked();
+  int64_t MarkerStampLocked() const;
   void AddLocked(const std::string& name, uint64_t size);
   void TouchLocked(const std::string& name);
   void EvictLocked();
@@ -56,11 +70,13 @@ class ReadCache {
   };
 
   const std::string dir_;
+  const std::string marker_;  // written by shardctl cache drop
   const uint64_t limit_;
   std::mutex mu_;
   std::list<std::string> lru_;  // guarded by mu_; front = most recent
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
   uint64_t used_ = 0;  // guarded by mu_
+  int64_t marker_seen_ = -1;  // guarded by mu_: marker ctime+inode at the last scan, 0 absent
 };
 
 }  // namespace shardfs::fs

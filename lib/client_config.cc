@@ -11,14 +11,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <sstream>
 #include <string_view>
-
-#include <toml++/toml.h>
 
 #include "lib/wire_format.h"
 
@@ -59,16 +58,16 @@ class ConfigParser {
     return Status::OK();
   }
 
-  Status GetInt(const toml::table& t, std::string_view table, std::string_view key,
-                int64_t lo, int64_t hi, int64_t* out) const {
+  Status GetInt(const toml::table& t, std::string_view table, std::string_view key, int64_t lo,
+                int64_t hi, int64_t* out) const {
     const toml::node* n = t.get(key);
     if (n == nullptr) return Status::OK();  // keep the default
     const std::string full = std::string(table) + "." + std::string(key);
     if (!n->is_integer()) return Error(full, "must be an integer");
     int64_t v = n->as_integer()->get();
     if (v < lo || v > hi) {
-      return Error(full, "must be between " + std::to_string(lo) + " and " +
-                             std::to_string(hi) + " (got " + std::to_string(v) + ")");
+      return Error(full, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                             " (got " + std::to_string(v) + ")");
     }
     *out = v;
     return Status::OK();
@@ -90,8 +89,8 @@ class ConfigParser {
     const toml::table* cl = root["cluster"].as_table();
     if (vol == nullptr) return Error("volume", "missing [volume] table");
     if (cl == nullptr) return Error("cluster", "missing [cluster] table");
-    RETURN_IF_ERROR(CheckKeys(*vol, "volume",
-                              {"key_file", "identity_file", "k", "m", "segment_size"}));
+    RETURN_IF_ERROR(
+        CheckKeys(*vol, "volume", {"key_file", "identity_file", "k", "m", "segment_size"}));
     RETURN_IF_ERROR(CheckKeys(*cl, "cluster", {"nodes", "timeout_ms"}));
 
     RETURN_IF_ERROR(GetString(*vol, "volume", "key_file", true, &cfg->key_file));

@@ -5,13 +5,14 @@
 // then the writer, reader and node table those callbacks use are destroyed.
 // The destructor first waits for the segments still in flight, so a write
 // started before destruction still finishes or fails by its deadlines.
+#include "lib/cluster_client.h"
+
 #include <condition_variable>
 #include <future>
 #include <mutex>
 
 #include "lib/buffer_pool.h"
 #include "lib/client_identity.h"
-#include "lib/cluster_client.h"
 #include "lib/log.h"
 #include "lib/node_table.h"
 #include "lib/segment_reader.h"
@@ -101,9 +102,9 @@ class ClusterClientImpl final : public ClusterClient {
       auto node = nodes_.Find(loc.shards[i].node);
       if (!node) {
         if (unknown.ok()) {
-          unknown = Status::Unavailable("stripe " + loc.stripe.Hex() + " shard " +
-                                        std::to_string(i) + ": node " +
-                                        NodeIdHex(loc.shards[i].node) + " is unknown");
+          unknown =
+              Status::Unavailable("stripe " + loc.stripe.Hex() + " shard " + std::to_string(i) +
+                                  ": node " + NodeIdHex(loc.shards[i].node) + " is unknown");
         }
         continue;
       }
@@ -115,8 +116,8 @@ class ClusterClientImpl final : public ClusterClient {
       req.stripe = loc.stripe;
       req.index = static_cast<ShardIndex>(i);
       req.owner = identity_.public_key;
-      std::string what = "stripe " + loc.stripe.Hex() + " shard " + std::to_string(i) + " on " +
-                         endpoint;
+      std::string what =
+          "stripe " + loc.stripe.Hex() + " shard " + std::to_string(i) + " on " + endpoint;
       rpc_->Send(endpoint, req, Payload{}, Clock::now() + timeout_,
                  [shared, what](Result<RpcReply> r) {
                    wire::DeleteShardReply reply;
@@ -199,8 +200,8 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::Connect(const ClientConfig
   }
   const size_t up = client->Start();
   if (up == 0) {
-    std::string msg = "none of the " + std::to_string(cfg.nodes.size()) +
-                      " configured nodes answered (";
+    std::string msg =
+        "none of the " + std::to_string(cfg.nodes.size()) + " configured nodes answered (";
     for (size_t i = 0; i < cfg.nodes.size(); ++i) msg += (i ? ", " : "") + cfg.nodes[i];
     return Status::Unavailable(msg + ")");
   }

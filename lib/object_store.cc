@@ -63,9 +63,9 @@ Result<Locator> WriteManifests(ClusterClient& client, ObjectManifest m,
     if (size <= limit) {
       std::string bytes;
       EncodeManifest(m, &bytes);
-      ASSIGN_OR_RETURN(Locator root, client.WriteSegment(std::span<const uint8_t>(
-                                         reinterpret_cast<const uint8_t*>(bytes.data()),
-                                         bytes.size())));
+      ASSIGN_OR_RETURN(Locator root,
+                       client.WriteSegment(std::span<const uint8_t>(
+                           reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
       written->push_back(root);
       return root;
     }
@@ -86,9 +86,9 @@ Result<Locator> WriteManifests(ClusterClient& client, ObjectManifest m,
       }
       std::string bytes;
       EncodeManifest(part, &bytes);
-      ASSIGN_OR_RETURN(Locator loc, client.WriteSegment(std::span<const uint8_t>(
-                                        reinterpret_cast<const uint8_t*>(bytes.data()),
-                                        bytes.size())));
+      ASSIGN_OR_RETURN(Locator loc,
+                       client.WriteSegment(std::span<const uint8_t>(
+                           reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
       written->push_back(loc);
       parents.push_back(std::move(loc));
     }
@@ -207,14 +207,15 @@ Status GetObject(ClusterClient& client, std::string_view id, int out_fd, int pre
   auto root_loc = FindLocator(client, stripe);
   if (!root_loc.ok()) {
     if (root_loc.status().IsNotFound()) {
-      return Status::NotFound("object " + std::string(id) + " not found: " +
-                              root_loc.status().message());
+      return Status::NotFound("object " + std::string(id) +
+                              " not found: " + root_loc.status().message());
     }
     return root_loc.status().With("looking up object " + std::string(id));
   }
-  ASSIGN_OR_RETURN(std::vector<uint8_t> root_bytes, client.ReadSegment(*root_loc));
+  auto root_bytes = client.ReadSegment(*root_loc);
+  if (!root_bytes.ok()) return root_bytes.status().With("object " + std::string(id) + " manifest");
   ObjectManifest root;
-  RETURN_IF_ERROR(DecodeManifest(root_bytes, &root).With("object " + std::string(id)));
+  RETURN_IF_ERROR(DecodeManifest(*root_bytes, &root).With("object " + std::string(id)));
   ASSIGN_OR_RETURN(std::vector<Locator> segments, ExpandManifests(client, root));
   RETURN_IF_ERROR(CheckDataSegments(root, segments));
 
@@ -227,8 +228,8 @@ Status GetObject(ClusterClient& client, std::string_view id, int out_fd, int pre
   for (size_t i = 0; i < segments.size(); ++i) {
     while (next < segments.size() && window.size() < depth) {
       const Locator* loc = &segments[next++];
-      window.push_back(std::async(std::launch::async,
-                                  [&client, loc] { return client.ReadSegment(*loc); }));
+      window.push_back(
+          std::async(std::launch::async, [&client, loc] { return client.ReadSegment(*loc); }));
     }
     auto data = window.front().get();
     window.pop_front();

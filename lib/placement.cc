@@ -64,9 +64,8 @@ std::vector<const NodeInfo*> SpreadOrder(const std::vector<Ranked>& ranked,
 
 Status TooFew(size_t usable, int n, uint64_t shard_size) {
   return Status::Unavailable("only " + std::to_string(usable) + " usable node" +
-                             (usable == 1 ? "" : "s") + " (up, with " +
-                             std::to_string(shard_size) + " bytes free) for " +
-                             std::to_string(n) + " shards");
+                             (usable == 1 ? "" : "s") + " (up, with " + std::to_string(shard_size) +
+                             " bytes free) for " + std::to_string(n) + " shards");
 }
 
 }  // namespace
@@ -105,10 +104,10 @@ Result<std::vector<NodeInfo>> PlaceStripeDegraded(const StripeId& stripe,
   if (u >= static_cast<size_t>(n)) return PlaceStripe(stripe, nodes, n, shard_size);
   const size_t per_node = u == 0 ? 0 : (static_cast<size_t>(n) + u - 1) / u;
   if (u == 0 || max_per_node < 1 || per_node > static_cast<size_t>(max_per_node)) {
-    return TooFew(u, n, shard_size)
-        .With("need " + std::to_string((n + std::max(max_per_node, 1) - 1) /
-                                       std::max(max_per_node, 1)) +
-              " nodes at " + std::to_string(std::max(max_per_node, 1)) + " shards per node");
+    const int per = std::max(max_per_node, 1);
+    return Status::Unavailable(TooFew(u, n, shard_size).message() + "; at most " +
+                               std::to_string(per) + " per node needs " +
+                               std::to_string((n + per - 1) / per));
   }
   std::vector<const NodeInfo*> order = SpreadOrder(ranked, {});
   std::vector<NodeInfo> out;

@@ -42,8 +42,8 @@ struct ReadState {
 
 }  // namespace
 
-SegmentReader::SegmentReader(RpcClient* rpc, NodeTable* nodes, BufferPool* pool,
-                             const Key& master, std::chrono::milliseconds timeout)
+SegmentReader::SegmentReader(RpcClient* rpc, NodeTable* nodes, BufferPool* pool, const Key& master,
+                             std::chrono::milliseconds timeout)
     : rpc_(rpc), nodes_(nodes), pool_(pool), master_(master), timeout_(timeout) {}
 
 Result<std::shared_ptr<const Codec>> SegmentReader::CodecFor(int k, int m) {
@@ -129,7 +129,8 @@ Result<std::vector<uint8_t>> SegmentReader::Read(const Locator& loc) {
     }
     if (!st.ok()) {
       rs.slots[i] = Slot::kBad;
-      rs.errors.push_back(shard + " (node " + NodeIdHex(loc.shards[i].node) + "): " + st.ToString());
+      rs.errors.push_back(shard + " (node " + NodeIdHex(loc.shards[i].node) +
+                          "): " + st.ToString());
       return;
     }
     rs.payloads[i] = std::move(r->payload);
@@ -160,8 +161,8 @@ Result<std::vector<uint8_t>> SegmentReader::Read(const Locator& loc) {
     }
   }
   if (rs.good < k) {
-    std::string msg = what + ": only " + std::to_string(rs.good) + " of the " +
-                      std::to_string(k) + " shards needed could be fetched intact";
+    std::string msg = what + ": only " + std::to_string(rs.good) + " of the " + std::to_string(k) +
+                      " shards needed could be fetched intact";
     for (const std::string& e : rs.errors) msg += "; " + e;
     return Status::Unavailable(msg);
   }
@@ -203,9 +204,8 @@ Result<std::vector<uint8_t>> SegmentReader::Read(const Locator& loc) {
     if (rs.slots[i] == Slot::kGood) first.push_back(i);
   }
   auto opened = try_open(first);
-  if (opened.ok() || opened.status().code() != Code::kAuthFailed) {
-    return opened.ok() ? std::move(opened) : Result<std::vector<uint8_t>>(opened.status().With(what));
-  }
+  // (OpenSegment's errors already name the stripe.)
+  if (opened.ok() || opened.status().code() != Code::kAuthFailed) return opened;
 
   // Every shard matched its CRC, yet the tag failed: fetch the rest and try
   // other subsets, in case one node forged a shard with a matching CRC.
@@ -238,7 +238,7 @@ Result<std::vector<uint8_t>> SegmentReader::Read(const Locator& loc) {
     ++pick[j];
     for (int l = j + 1; l < k; ++l) pick[l] = pick[l - 1] + 1;
   }
-  return opened.status().With(what);
+  return opened.status();
 }
 
 }  // namespace shardfs

@@ -17,16 +17,16 @@ namespace shardfs {
 struct SegmentWriter::Op {
   std::shared_ptr<PooledBuffer> buffer;  // n * shard_size; pinned by payload frames
   Locator loc;
-  std::vector<std::string> endpoints;    // per shard index, current node
+  std::vector<std::string> endpoints;  // per shard index, current node
   Done done;
 
   std::mutex mu;
   // Guarded by mu.
-  std::vector<int> attempts;     // per shard index
+  std::vector<int> attempts;  // per shard index
   std::vector<bool> acked;
-  std::vector<NodeId> failed;    // nodes that failed any shard of this op
-  int remaining = 0;             // shards not yet acknowledged
-  bool finished = false;         // `done` called (success or failure)
+  std::vector<NodeId> failed;  // nodes that failed any shard of this op
+  int remaining = 0;           // shards not yet acknowledged
+  bool finished = false;       // `done` called (success or failure)
 };
 
 SegmentWriter::SegmentWriter(RpcClient* rpc, NodeTable* nodes, BufferPool* pool,
@@ -112,9 +112,10 @@ void SegmentWriter::Write(std::span<const uint8_t> plaintext, Done done) {
     // Once per writer at warning level: a long upload would repeat it for
     // every segment.
     if (degraded_.fetch_add(1, std::memory_order_relaxed) == 0) {
-      LOG_WARN("only {} usable nodes for {} shards: some nodes hold two shards of a stripe "
-               "(redundancy reduced until repair; stripe {} and later ones)",
-               distinct.size(), n, stripe.Hex());
+      LOG_WARN(
+          "only {} usable nodes for {} shards: some nodes hold two shards of a stripe "
+          "(redundancy reduced until repair; stripe {} and later ones)",
+          distinct.size(), n, stripe.Hex());
     } else {
       LOG_DEBUG("stripe {}: doubled up on {} nodes", stripe.Hex(), distinct.size());
     }
@@ -140,8 +141,9 @@ void SegmentWriter::SendShard(const std::shared_ptr<Op>& op, int index) {
   Payload payload{op->buffer, op->buffer->data + static_cast<size_t>(index) * shard_size,
                   shard_size};
   // Never under op->mu: after shutdown the transport calls back inline.
-  rpc_->Send(endpoint, req, std::move(payload), Clock::now() + timeout_,
-             [this, op, index, node](Result<RpcReply> r) { OnReply(op, index, node, std::move(r)); });
+  rpc_->Send(
+      endpoint, req, std::move(payload), Clock::now() + timeout_,
+      [this, op, index, node](Result<RpcReply> r) { OnReply(op, index, node, std::move(r)); });
 }
 
 void SegmentWriter::OnReply(const std::shared_ptr<Op>& op, int index, NodeId node,
@@ -194,8 +196,8 @@ void SegmentWriter::OnReply(const std::shared_ptr<Op>& op, int index, NodeId nod
       op->failed.push_back(node);
     }
     if (op->attempts[index] >= kMaxAttemptsPerShard) {
-      fail = st.With("stripe " + stripe.Hex() + " shard " + std::to_string(index) + ": gave up after " +
-                     std::to_string(op->attempts[index]) + " attempts; last");
+      fail = st.With("stripe " + stripe.Hex() + " shard " + std::to_string(index) +
+                     ": gave up after " + std::to_string(op->attempts[index]) + " attempts; last");
     } else {
       std::vector<NodeId> holders;
       for (int i = 0; i < op->loc.n(); ++i) {

@@ -118,9 +118,8 @@ void RpcClient::Wake() {
   }
 }
 
-void RpcClient::SubmitEncoded(const std::string& endpoint, uint64_t request_id,
-                              std::string header, Payload payload, Clock::time_point deadline,
-                              RpcCallback done) {
+void RpcClient::SubmitEncoded(const std::string& endpoint, uint64_t request_id, std::string header,
+                              Payload payload, Clock::time_point deadline, RpcCallback done) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -241,7 +240,8 @@ void RpcClient::Loop::TakeSubmissions(bool final) {
   std::vector<size_t> touched;
   for (Submission& s : batch) {
     if (final) {
-      Invoke(s.done, Status::Aborted("transport shut down; request to " + s.endpoint + " not sent"));
+      Invoke(s.done,
+             Status::Aborted("transport shut down; request to " + s.endpoint + " not sent"));
       continue;
     }
     size_t ci = ConnectionFor(s.endpoint);
@@ -308,9 +308,10 @@ void RpcClient::Loop::Flush(size_t ci) {
         // Zero copy: ZeroMQ calls the free function once the frame is gone,
         // which drops our reference to the caller's buffer.
         auto hold = std::make_unique<std::shared_ptr<const void>>(out.payload.owner);
-        body.rebuild(const_cast<uint8_t*>(out.payload.data), out.payload.size,
-                     [](void*, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); },
-                     hold.get());
+        body.rebuild(
+            const_cast<uint8_t*>(out.payload.data), out.payload.size,
+            [](void*, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); },
+            hold.get());
         hold.release();  // owned by the message now
       }
       auto flags = out.payload.empty() ? zmq::send_flags::dontwait

@@ -33,7 +33,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "lib/status.h"
@@ -65,8 +64,8 @@ struct RpcReply {
 using RpcCallback = std::function<void(Result<RpcReply>)>;
 
 struct RpcOptions {
-  int io_threads = 1;        // ZeroMQ background threads
-  int send_hwm = 10000;      // messages queued per socket before EAGAIN
+  int io_threads = 1;    // ZeroMQ background threads
+  int send_hwm = 10000;  // messages queued per socket before EAGAIN
   int receive_hwm = 10000;
   int reconnect_ivl_ms = 100;
 };
@@ -107,8 +106,8 @@ class RpcClient {
   // `header` must carry `request_id` (wire::EncodeMessage(request_id, ...)).
   void SubmitEncoded(const std::string& endpoint, uint64_t request_id, std::string header,
                      Payload payload, Clock::time_point deadline, RpcCallback done);
-  Result<RpcReply> CallEncoded(const std::string& endpoint, uint64_t request_id,
-                               std::string header, Payload payload, Clock::time_point deadline);
+  Result<RpcReply> CallEncoded(const std::string& endpoint, uint64_t request_id, std::string header,
+                               Payload payload, Clock::time_point deadline);
 
   uint64_t NextRequestId() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
 

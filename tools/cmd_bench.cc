@@ -28,6 +28,7 @@
 
 #include "lib/cluster_client.h"
 #include "lib/key_file.h"
+#include "tools/bench_drive.h"
 #include "tools/bench_meter.h"
 #include "tools/bench_stages.h"
 #include "tools/commands.h"
@@ -52,6 +53,11 @@ struct BenchOptions {
   std::string node_binary;
   int readers = 4;
   bool keep = false;
+  std::string suite = "data";  // data | drive | all
+  bool drive = false;          // --drive: same as --suite drive
+  int files = 10000;
+  std::string rsync_source = "/usr/include";
+  std::string shardfs_binary;
 };
 
 // "1G" -> 2^30. Suffixes K, M, G, T (powers of 1024), optional "iB"/"B".
@@ -167,6 +173,17 @@ int RunBench(const BenchOptions& opts) {
                   opts.nodes, opts.k, opts.m);
       std::printf("directory: %s (the local references use the same file system)\n\n", dir.c_str());
       std::fflush(stdout);
+      const bool run_drive = opts.suite != "data";
+      if (opts.suite == "drive") {
+        DriveBenchOptions d;
+        d.dir = dir;
+        d.config_path = cluster->config_path;
+        d.shardfs_binary = opts.shardfs_binary;
+        d.size = size;
+        d.files = opts.files;
+        d.rsync_source = opts.rsync_source;
+        return RunDriveBench(d, g_stop);
+      }
 
       StageResult encrypt = BenchEncrypt(*data, *key, meter, g_stop);
       StageResult encode = BenchEncode(*data, **codec, meter, g_stop);
@@ -205,6 +222,17 @@ int RunBench(const BenchOptions& opts) {
       std::printf(
           "(MB = 10^6 bytes, GB = 10^9 bytes; core-s/GB = CPU seconds, user + system, "
           "per GB of plaintext)\n");
+      if (run_drive && !g_stop.load()) {
+        std::printf("\n");
+        DriveBenchOptions d;
+        d.dir = dir;
+        d.config_path = cluster->config_path;
+        d.shardfs_binary = opts.shardfs_binary;
+        d.size = size;
+        d.files = opts.files;
+        d.rsync_source = opts.rsync_source;
+        if (RunDriveBench(d, g_stop) != 0) return 1;
+      }
       bool failed = encrypt.failed || encode.failed || put.failed || get.failed || write.failed ||
                     read.failed;
       return failed ? 1 : 0;
@@ -252,7 +280,22 @@ void RegisterBenchCommand(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   bench->add_flag("--keep", opts->keep, "keep the temp dir (cluster data and logs)");
-  SetAction(bench, [opts] { return RunBench(*opts); });
+  bench->add_option("--suite", opts->suite,
+                    "data: the data-path stages; drive: the mounted drive (fio, small files, "
+                    "rsync) beside a local dir and a libfuse passthrough mount; all: both")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"data", "drive", "all"}));
+  bench->add_flag("--drive", opts->drive, "same as --suite drive");
+  bench->add_option("--files", opts->files, "drive: small files created, stat'ed, deleted")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  bench->add_option("--rsync-source", opts->rsync_source, "drive: tree copied with rsync -a")
+      ->capture_default_str();
+  bench->add_option("--shardfs-binary", opts->shardfs_binary, "drive: shardfs executable to run");
+  SetAction(bench, [opts] {
+    if (opts->drive) opts->suite = "drive";
+    return RunBench(*opts);
+  });
 }
 
 }  // namespace shardfs::shardctl

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "lib/client_config.h"
 #include "lib/client_connect.h"
 #include "lib/object_store.h"
 #include "tools/commands.h"
@@ -59,7 +60,13 @@ int RunPut(const GlobalOptions& global, const std::string& file) {
 }
 
 int RunGet(const GlobalOptions& global, const std::string& id, const std::string& out) {
-  // A malformed id fails before anything touches the network or the disk.
+  // Config errors first (they explain everything else), then a malformed
+  // id, both before anything touches the network or the output.
+  if (global.config_path.empty()) {
+    return Fail("get", Status::InvalidArgument("no client config given (use --config FILE)"));
+  }
+  auto cfg = LoadClientConfig(global.config_path);
+  if (!cfg.ok()) return Fail("get", cfg.status());
   auto parsed = ParseObjectId(id);
   if (!parsed.ok()) return Fail("get", parsed.status());
   TuneMallocForSegments();

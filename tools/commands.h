@@ -17,6 +17,8 @@ void RegisterClusterCommands(CLI::App& app, GlobalOptions& global);  // cmd_clus
 void RegisterObjectCommands(CLI::App& app, GlobalOptions& global);   // cmd_objects.cc: put, get
 void RegisterNodesCommands(CLI::App& app, GlobalOptions& global);    // cmd_nodes.cc: nodes
 void RegisterBenchCommand(CLI::App& app, GlobalOptions& global);     // cmd_bench.cc
+// cmd_drive.cc: sync, cache drop, stat (around a shardfs mount)
+void RegisterDriveCommands(CLI::App& app, GlobalOptions& global);
 
 // A command's action runs after parsing; it returns the process exit status.
 // Each Register* stores its action with SetAction so main can run it.

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   RegisterObjectCommands(app, global);
   RegisterNodesCommands(app, global);
   RegisterBenchCommand(app, global);
+  RegisterDriveCommands(app, global);
   CLI11_PARSE(app, argc, argv);
 
   shardfs::LogLevel level = shardfs::LogLevel::kWarning;

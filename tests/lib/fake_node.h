@@ -16,7 +16,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "lib/checksum.h"
@@ -27,7 +26,10 @@ namespace shardfs::testing {
 class FakeNode {
  public:
   FakeNode(NodeId id, std::string zone, uint64_t capacity = 1ull << 34)
-      : id_(id), zone_(std::move(zone)), capacity_(capacity), socket_(ctx_, zmq::socket_type::router) {
+      : id_(id),
+        zone_(std::move(zone)),
+        capacity_(capacity),
+        socket_(ctx_, zmq::socket_type::router) {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::sndhwm, 0);
     socket_.bind("tcp://127.0.0.1:*");
@@ -111,8 +113,8 @@ class FakeNode {
   }
 
   void Handle(std::vector<zmq::message_t>& parts) {
-    auto frame = wire::DecodeFrame(std::span<const uint8_t>(
-        static_cast<const uint8_t*>(parts[1].data()), parts[1].size()));
+    auto frame = wire::DecodeFrame(
+        std::span<const uint8_t>(static_cast<const uint8_t*>(parts[1].data()), parts[1].size()));
     if (!frame.ok()) return;
     const uint64_t rid = frame->header.request_id;
     const wire::Command cmd = frame->header.command;
@@ -153,7 +155,8 @@ class FakeNode {
       case wire::Command::kGetShard: {
         ++gets;
         wire::GetShardRequest req;
-        if (!wire::DecodeBody(frame->body, &req).ok()) return error(wire::WireCode::kBadRequest, "");
+        if (!wire::DecodeBody(frame->body, &req).ok())
+          return error(wire::WireCode::kBadRequest, "");
         auto it = shards_.find({req.stripe, req.index});
         if (it == shards_.end()) return error(wire::WireCode::kNotFound, "no such shard");
         std::vector<uint8_t> bytes = it->second.bytes;
@@ -168,7 +171,8 @@ class FakeNode {
       }
       case wire::Command::kDeleteShard: {
         wire::DeleteShardRequest req;
-        if (!wire::DecodeBody(frame->body, &req).ok()) return error(wire::WireCode::kBadRequest, "");
+        if (!wire::DecodeBody(frame->body, &req).ok())
+          return error(wire::WireCode::kBadRequest, "");
         auto it = shards_.find({req.stripe, req.index});
         if (it == shards_.end()) return error(wire::WireCode::kNotFound, "no such shard");
         if (it->second.owner != req.owner) return error(wire::WireCode::kDenied, "not the owner");
@@ -179,7 +183,8 @@ class FakeNode {
       }
       case wire::Command::kStatShard: {
         wire::StatShardRequest req;
-        if (!wire::DecodeBody(frame->body, &req).ok()) return error(wire::WireCode::kBadRequest, "");
+        if (!wire::DecodeBody(frame->body, &req).ok())
+          return error(wire::WireCode::kBadRequest, "");
         auto it = shards_.find({req.stripe, req.index});
         if (it == shards_.end()) return error(wire::WireCode::kNotFound, "no such shard");
         wire::StatShardReply r;
@@ -192,7 +197,8 @@ class FakeNode {
       }
       case wire::Command::kListShards: {
         wire::ListShardsRequest req;
-        if (!wire::DecodeBody(frame->body, &req).ok()) return error(wire::WireCode::kBadRequest, "");
+        if (!wire::DecodeBody(frame->body, &req).ok())
+          return error(wire::WireCode::kBadRequest, "");
         wire::ListShardsReply r;
         for (auto& [key, shard] : shards_) {
           if (req.has_stripe_filter && key.first != req.stripe_filter) continue;
@@ -216,7 +222,7 @@ class FakeNode {
   std::thread thread_;
 
   mutable std::mutex mu_;
-  std::map<Key, Shard> shards_;            // guarded by mu_
+  std::map<Key, Shard> shards_;  // guarded by mu_
   std::map<int, std::vector<uint8_t>> forged_;
   uint64_t used_ = 0;
 };

@@ -107,7 +107,7 @@ TEST_SUITE("placement") {
     nodes[0].up = false;
     nodes[1].free_bytes = 1000;  // less than a shard
     nodes[2].free_bytes = 0;
-    nodes[3].id = 0;             // never answered a ping
+    nodes[3].id = 0;  // never answered a ping
     for (int s = 0; s < 200; ++s) {
       auto p = PlaceStripe(Stripe(s), nodes, 4, 1 << 20);
       REQUIRE(p.ok());

@@ -19,9 +19,9 @@ using namespace std::chrono_literals;
 class TestServer {
  public:
   enum class Mode {
-    kEcho,        // answer everything, in reverse order of each burst
-    kSilent,      // answer nothing
-    kDelayOdd,    // odd offsets answered after `delay`, the rest at once
+    kEcho,      // answer everything, in reverse order of each burst
+    kSilent,    // answer nothing
+    kDelayOdd,  // odd offsets answered after `delay`, the rest at once
   };
 
   explicit TestServer(Mode mode, std::chrono::milliseconds delay = 0ms)

@@ -1,0 +1,348 @@
+// The drive benchmark (see bench_drive.h): local dir, libfuse passthrough,
+// shardfs writeback and sync, each through fio, a small-file loop and rsync.
+#include "tools/bench_drive.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tools/bench_meter.h"
+
+namespace shardfs::shardctl {
+namespace {
+
+namespace sfs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+constexpr char kPassthroughSource[] = "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c";
+constexpr size_t kSmallFileBytes = 4096;
+
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Forks and execs argv with stdout and stderr appended to `log`.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (out >= 0) {
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+  }
+  if (null >= 0) ::dup2(null, 0);
+  ::execvp(args[0], args.data());
+  std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+  ::_exit(127);
+}
+
+// Waits for `pid`; on `stop` (or after `timeout_s`) kills it. Exit status, -1 if killed.
+int WaitChild(pid_t pid, const std::atomic<bool>& stop, double timeout_s = 1e9) {
+  const auto t0 = Clock::now();
+  while (true) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (r < 0) return -1;
+    if (stop.load() || SecondsSince(t0) > timeout_s) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+int Run(const std::vector<std::string>& argv, const std::string& log,
+        const std::atomic<bool>& stop) {
+  return WaitChild(Spawn(argv, log), stop);
+}
+
+bool IsMountPoint(const std::string& path) {
+  struct stat a, b;
+  if (::stat(path.c_str(), &a) != 0) return false;
+  if (::stat((path + "/..").c_str(), &b) != 0) return false;
+  return a.st_dev != b.st_dev;
+}
+
+// VmHWM of `pid` in KiB, 0 if unknown.
+uint64_t PeakRssKib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+  }
+  return 0;
+}
+
+struct Figures {
+  double write_mbs = NAN, read_mbs = NAN;
+  double create_ps = NAN, stat_ps = NAN, delete_ps = NAN;
+  double rsync_s = NAN;
+  double hwm_mib = NAN;
+  std::string note;
+};
+
+struct Target {
+  std::string name;
+  std::string root;   // where the workloads run
+  pid_t pid = 0;      // FUSE daemon (0: plain dir)
+  Figures fig;
+};
+
+void SmallFiles(const std::string& dir, int n, const std::atomic<bool>& stop, Figures* f) {
+  if (::mkdir(dir.c_str(), 0755) != 0) return;
+  std::vector<char> buf(kSmallFileBytes, 'x');
+  auto name = [&](int i) { return dir + "/f" + std::to_string(i); };
+  auto t0 = Clock::now();
+  int done = 0;
+  for (; done < n && !stop.load(); ++done) {
+    int fd = ::open(name(done).c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) break;
+    bool ok = ::write(fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
+    ok &= ::close(fd) == 0;
+    if (!ok) break;
+  }
+  if (done < n) {
+    f->note += "create failed or stopped after " + std::to_string(done) + " files; ";
+    return;
+  }
+  f->create_ps = n / SecondsSince(t0);
+  t0 = Clock::now();
+  struct stat st;
+  for (int i = 0; i < n && !stop.load(); ++i) (void)::stat(name(i).c_str(), &st);
+  f->stat_ps = n / SecondsSince(t0);
+  t0 = Clock::now();
+  for (int i = 0; i < n && !stop.load(); ++i) (void)::unlink(name(i).c_str());
+  f->delete_ps = n / SecondsSince(t0);
+  ::rmdir(dir.c_str());
+}
+
+void Workloads(Target* t, const DriveBenchOptions& o, const std::string& log,
+               const std::atomic<bool>& stop) {
+  std::printf("  %s: fio write...", t->name.c_str());
+  std::fflush(stdout);
+  const std::string data = t->root + "/fio.dat";
+  const std::string size = std::to_string(o.size);
+  std::vector<std::string> fio = {"fio", "--name=seq", "--filename=" + data, "--bs=1M",
+                                  "--size=" + size, "--direct=0", "--ioengine=psync",
+                                  "--output=/dev/null"};
+  auto t0 = Clock::now();
+  auto w = fio;
+  w.insert(w.end(), {"--rw=write", "--end_fsync=1"});
+  if (Run(w, log, stop) == 0) t->fig.write_mbs = o.size / 1e6 / SecondsSince(t0);
+  if (stop.load()) return;
+  std::printf(" read...");
+  std::fflush(stdout);
+  DropCaches({});
+  auto r = fio;
+  r.push_back("--rw=read");
+  t0 = Clock::now();
+  if (Run(r, log, stop) == 0) t->fig.read_mbs = o.size / 1e6 / SecondsSince(t0);
+  ::unlink(data.c_str());
+  if (stop.load()) return;
+  std::printf(" small files...");
+  std::fflush(stdout);
+  SmallFiles(t->root + "/small", o.files, stop, &t->fig);
+  if (stop.load()) return;
+  std::printf(" rsync...");
+  std::fflush(stdout);
+  t0 = Clock::now();
+  if (Run({"rsync", "-a", o.rsync_source + "/", t->root + "/rsync/"}, log, stop) == 0) {
+    t->fig.rsync_s = SecondsSince(t0);
+  }
+  if (t->pid) t->fig.hwm_mib = PeakRssKib(t->pid) / 1024.0;
+  std::printf(" done\n");
+}
+
+// Starts a FUSE daemon in the foreground and waits for its mount.
+pid_t MountFuse(const std::vector<std::string>& argv, const std::string& mnt,
+                const std::string& log, const std::atomic<bool>& stop) {
+  pid_t pid = Spawn(argv, log);
+  const auto t0 = Clock::now();
+  while (!stop.load() && SecondsSince(t0) < 30) {
+    if (IsMountPoint(mnt)) return pid;
+    int status;
+    if (::waitpid(pid, &status, WNOHANG) == pid) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return 0;
+}
+
+void Unmount(const std::string& mnt, pid_t pid, const std::string& log) {
+  std::atomic<bool> never{false};
+  if (IsMountPoint(mnt) && Run({"fusermount3", "-u", mnt}, log, never) != 0) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (Run({"fusermount3", "-u", mnt}, log, never) != 0) {
+      Run({"fusermount3", "-uz", mnt}, log, never);
+    }
+  }
+  // Unmounting ends the daemon's loop; shardfs then waits for uploads in flight.
+  if (pid > 0 && WaitChild(pid, never, 120) < 0) {
+    std::fprintf(stderr, "  (the daemon %d did not exit in time and was killed)\n", pid);
+  }
+}
+
+std::string FindShardfs(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  std::error_code ec;
+  sfs::path self = sfs::read_symlink("/proc/self/exe", ec).parent_path();
+  for (const sfs::path& p : {self / "shardfs", self / ".." / "fs" / "shardfs"}) {
+    if (::access(p.c_str(), X_OK) == 0) return p.string();
+  }
+  return "shardfs";
+}
+
+std::string Cell(double v, const char* fmt) {
+  if (std::isnan(v)) return "-";
+  char b[32];
+  std::snprintf(b, sizeof(b), fmt, v);
+  return b;
+}
+
+std::string Ratio(double a, double ref, bool inverse = false) {
+  if (std::isnan(a) || std::isnan(ref) || a <= 0 || ref <= 0) return "-";
+  char b[32];
+  std::snprintf(b, sizeof(b), "%.0f%%", 100.0 * (inverse ? ref / a : a / ref));
+  return b;
+}
+
+void PrintTable(const std::vector<Target>& ts, size_t tree_files, const DriveBenchOptions& o) {
+  std::printf("\n%-22s", "drive");
+  for (const Target& t : ts) std::printf(" %13s", t.name.c_str());
+  std::printf("\n");
+  struct Row {
+    const char* label;
+    double Figures::*field;
+    const char* fmt;
+  };
+  const Row rows[] = {
+      {"seq write MB/s", &Figures::write_mbs, "%.0f"},
+      {"seq read MB/s", &Figures::read_mbs, "%.0f"},
+      {"create files/s", &Figures::create_ps, "%.0f"},
+      {"stat files/s", &Figures::stat_ps, "%.0f"},
+      {"delete files/s", &Figures::delete_ps, "%.0f"},
+      {"rsync seconds", &Figures::rsync_s, "%.1f"},
+      {"mount peak RSS MiB", &Figures::hwm_mib, "%.0f"},
+  };
+  for (const Row& r : rows) {
+    std::printf("%-22s", r.label);
+    for (const Target& t : ts) std::printf(" %13s", Cell(t.fig.*r.field, r.fmt).c_str());
+    std::printf("\n");
+  }
+  const Target* pt = nullptr;
+  for (const Target& t : ts) {
+    if (t.name == "passthrough") pt = &t;
+  }
+  std::printf("\n");
+  if (pt) {
+    for (const Target& t : ts) {
+      if (t.name.rfind("shardfs", 0) != 0) continue;
+      std::printf("%s / passthrough: write %s, read %s, create %s, stat %s, rsync time %s\n",
+                  t.name.c_str(), Ratio(t.fig.write_mbs, pt->fig.write_mbs).c_str(),
+                  Ratio(t.fig.read_mbs, pt->fig.read_mbs).c_str(),
+                  Ratio(t.fig.create_ps, pt->fig.create_ps).c_str(),
+                  Ratio(t.fig.stat_ps, pt->fig.stat_ps).c_str(),
+                  Ratio(t.fig.rsync_s, pt->fig.rsync_s, true).c_str());
+    }
+  } else {
+    std::printf("(no passthrough reference: see the note above; ratios omitted)\n");
+  }
+  std::printf(
+      "goals (shardfs-wb vs passthrough): write and read >= 60%%; create and stat >= 30%%;\n"
+      "  rsync of a 20k-file tree within 2x (rsync time ratio >= 50%%); mount RSS < 300 MiB\n");
+  std::printf("%d files of %zu bytes; rsync -a of %s (%zu entries); fio bs=1M buffered, %.2f GB\n",
+              o.files, kSmallFileBytes, o.rsync_source.c_str(), tree_files, o.size / 1e9);
+  for (const Target& t : ts) {
+    if (!t.fig.note.empty()) std::printf("note %s: %s\n", t.name.c_str(), t.fig.note.c_str());
+  }
+}
+
+}  // namespace
+
+int RunDriveBench(const DriveBenchOptions& o, const std::atomic<bool>& stop) {
+  const std::string base = o.dir + "/drive";
+  std::error_code ec;
+  sfs::create_directories(base, ec);
+  const std::string log = base + "/bench.log";
+  size_t tree_files = 0;
+  for (auto it = sfs::recursive_directory_iterator(o.rsync_source, ec);
+       !ec && it != sfs::recursive_directory_iterator(); it.increment(ec)) {
+    ++tree_files;
+  }
+  std::printf("drive benchmark (helper output in %s)\n", log.c_str());
+  std::vector<Target> done;
+
+  // (a) plain directory.
+  {
+    Target t{"local", base + "/local"};
+    sfs::create_directories(t.root, ec);
+    Workloads(&t, o, log, stop);
+    done.push_back(t);
+    sfs::remove_all(t.root, ec);
+  }
+  // (b) libfuse passthrough_ll, compiled now from the packaged example.
+  if (!stop.load()) {
+    Target t{"passthrough", base + "/pt-mnt"};
+    const std::string bin = base + "/passthrough_ll", src = base + "/pt-src";
+    if (::access(kPassthroughSource, R_OK) != 0) {
+      t.fig.note = std::string(kPassthroughSource) + " missing (apt install libfuse3-dev)";
+    } else if (Run({"sh", "-c",
+                    "cc -O2 -o '" + bin + "' " + kPassthroughSource +
+                        " $(pkg-config --cflags --libs fuse3)"},
+                   log, stop) != 0) {
+      t.fig.note = "compiling passthrough_ll failed (see " + log + ")";
+    } else {
+      sfs::create_directories(src, ec);
+      sfs::create_directories(t.root, ec);
+      t.pid = MountFuse({bin, "-f", "-o", "source=" + src, t.root}, t.root, log, stop);
+      if (t.pid) {
+        Workloads(&t, o, log, stop);
+        Unmount(t.root, t.pid, log);
+      } else {
+        t.fig.note = "passthrough_ll did not mount (see " + log + ")";
+      }
+      sfs::remove_all(src, ec);
+    }
+    done.push_back(t);
+  }
+  // (c), (d) shardfs in both upload modes, each with its own state dir.
+  const std::string shardfs = FindShardfs(o.shardfs_binary);
+  for (const char* mode : {"writeback", "sync"}) {
+    if (stop.load()) break;
+    Target t{std::string("shardfs-") + (mode[0] == 'w' ? "wb" : "sync"),
+             base + "/mnt-" + mode};
+    sfs::create_directories(t.root, ec);
+    t.pid = MountFuse({shardfs, "-f", "--config", o.config_path, "--state",
+                       base + "/state-" + mode, "-o", std::string("upload=") + mode, t.root},
+                      t.root, log, stop);
+    if (t.pid) {
+      Workloads(&t, o, log, stop);
+      Unmount(t.root, t.pid, log);
+    } else {
+      t.fig.note = "shardfs did not mount (see " + log + ")";
+    }
+    done.push_back(t);
+  }
+  PrintTable(done, tree_files, o);
+  return 0;
+}
+
+}  // namespace shardfs::shardctl
