@@ -16,26 +16,10 @@
 #include "lib/node_table.h"
 #include "lib/transport.h"
 #include "tools/commands.h"
+#include "tools/drive_state.h"
 
 namespace shardfs::shardctl {
 namespace {
-
-std::string HumanBytes(uint64_t n) {
-  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 5) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) {
-    std::snprintf(buf, sizeof(buf), "%" PRIu64 " B", n);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%.1f %s", v, kUnits[u]);
-  }
-  return buf;
-}
 
 int RunNodes(const GlobalOptions& global, bool raw_bytes) {
   if (global.config_path.empty()) {
@@ -61,7 +45,7 @@ int RunNodes(const GlobalOptions& global, bool raw_bytes) {
     nodes = table.Snapshot();
     (*rpc)->Shutdown();  // before the table goes: no callback may outlive it
   }
-  auto size = [&](uint64_t n) { return raw_bytes ? std::to_string(n) : HumanBytes(n); };
+  auto size = [&](uint64_t n) { return raw_bytes ? std::to_string(n) : FormatBytes(n); };
   std::printf("%-16s  %-26s  %-10s  %-5s  %12s  %12s  %12s  %8s\n", "NODE", "ENDPOINT", "ZONE",
               "STATE", "USED", "FREE", "CAPACITY", "SHARDS");
   uint64_t total_free = 0;
