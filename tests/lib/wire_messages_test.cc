@@ -293,7 +293,8 @@ TEST_CASE("malformed frames") {
     CHECK(DecodeFrame(Patched(good, {{21, 0}})).status().IsCorruption());
   }
   SUBCASE("unknown flag bits and reserved bytes are ignored") {
-    Result<DecodedFrame> d = DecodeFrame(Patched(good, {{7, 0xfe}, {18, 0x55}}));
+    const std::string frame = Patched(good, {{7, 0xfe}, {18, 0x55}});
+    Result<DecodedFrame> d = DecodeFrame(frame);  // views into `frame`
     REQUIRE(d.ok());
     CHECK_FALSE(d->header.reply);
   }
@@ -310,7 +311,8 @@ TEST_CASE("versions (PROTOCOL.md §7)") {
     CHECK(WireCodeFromStatus(st) == WireCode::kUnsupportedVersion);
   }
   SUBCASE("a future version compatible with ours is accepted") {
-    Result<DecodedFrame> d = DecodeFrame(Patched(good, {{4, kProtocolVersion + 3}}));
+    const std::string frame = Patched(good, {{4, kProtocolVersion + 3}});
+    Result<DecodedFrame> d = DecodeFrame(frame);  // views into `frame`
     REQUIRE(d.ok());
     CHECK(d->header.version == kProtocolVersion + 3);
     StatShardRequest m;
