@@ -19,6 +19,9 @@ void RegisterNodesCommands(CLI::App& app, GlobalOptions& global);    // cmd_node
 void RegisterBenchCommand(CLI::App& app, GlobalOptions& global);     // cmd_bench.cc
 // cmd_drive.cc: sync, cache drop, stat (around a shardfs mount)
 void RegisterDriveCommands(CLI::App& app, GlobalOptions& global);
+void RegisterStatusCommand(CLI::App& app, GlobalOptions& global);    // cmd_status.cc: status
+void RegisterRestoreCommand(CLI::App& app, GlobalOptions& global);   // cmd_restore.cc: restore
+void RegisterFsckCommand(CLI::App& app, GlobalOptions& global);      // cmd_fsck.cc: fsck
 
 // A command's action runs after parsing; it returns the process exit status.
 // Each Register* stores its action with SetAction so main can run it.
