@@ -2,6 +2,7 @@
 // See file_data.h.
 #include "fs/file_data.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,11 +21,20 @@ Status DecodeLocatorBlob(const std::vector<uint8_t>& blob, Locator* loc) {
 
 }  // namespace
 
+DataShared::DataShared(const DataDeps& deps)
+    : budget(deps.staging_limit, [staging = deps.staging](uint64_t id) {
+        struct stat st;
+        return staging == nullptr || ::stat(staging->PathOf(id).c_str(), &st) == 0;
+      }) {}
+
 Result<FileData::Seg*> FileData::LoadSegLocked(uint32_t idx) {
   auto it = segs_.find(idx);
   if (it != segs_.end()) return &it->second;
-  ASSIGN_OR_RETURN(auto row, deps_.meta->GetSegment(ino_, idx));
   Seg s;
+  if (uint64_t{idx} * deps_.segment_size >= committed_size_) {
+    return &segs_.emplace(idx, std::move(s)).first->second;  // a hole: no row can exist
+  }
+  ASSIGN_OR_RETURN(auto row, deps_.meta->GetSegment(ino_, idx));
   if (row) {
     s.len = row->len;
     if (row->staging_id) {
@@ -77,13 +87,29 @@ Status FileData::StageLocked(Seg* s, uint64_t a, uint64_t b) {
   s->src = Seg::Src::kStaging;
   s->staging_id = id;
   s->inline_data.clear();
+  s->inline_data.shrink_to_fit();
   s->dirty = true;
+  shared_->budget.Set(id, deps_.segment_size);  // at most a segment until committed
   return Status::OK();
+}
+
+bool FileData::WriteInlineLocked(Seg* s, uint64_t end, uint64_t in_off,
+                                 std::span<const uint8_t> data) {
+  if (s->src != Seg::Src::kHole && s->src != Seg::Src::kInline) return false;
+  if (std::max(size_, end) > deps_.inline_max) return false;
+  const uint64_t new_len = std::max<uint64_t>(s->len, in_off + data.size());
+  s->inline_data.resize(new_len);  // a gap past the old end reads as zeros
+  std::memcpy(s->inline_data.data() + in_off, data.data(), data.size());
+  s->len = new_len;
+  s->src = Seg::Src::kInline;
+  s->dirty = true;
+  return true;
 }
 
 Result<size_t> FileData::WriteLocked(uint64_t off, std::span<const uint8_t> data) {
   const uint64_t S = deps_.segment_size;
   size_t done = 0;
+  bool filled = false;  // a segment was written up to its end: upload it now
   while (done < data.size()) {
     const uint64_t pos = off + done;
     const uint32_t idx = static_cast<uint32_t>(pos / S);
@@ -97,11 +123,15 @@ Result<size_t> FileData::WriteLocked(uint64_t off, std::span<const uint8_t> data
         break;
       }
       Seg* s = *seg;
+      if (idx == 0 && WriteInlineLocked(s, off + data.size(), in_off, data.subspan(done, n))) {
+        break;
+      }
       st = StageLocked(s, in_off, in_off + n);
       if (st.ok()) st = deps_.staging->Write(s->staging_id, in_off, data.subspan(done, n));
       if (st.ok()) {
         s->len = std::max<uint64_t>(s->len, in_off + n);
         s->dirty = true;
+        filled |= in_off + n == S;
         break;
       }
       if (!st.IsNotFound() || s->dirty) break;
@@ -118,10 +148,29 @@ Result<size_t> FileData::WriteLocked(uint64_t off, std::span<const uint8_t> data
     mtime_ns_ = ctime_ns_ = NowNs();
     meta_dirty_ = true;
   }
+  if (filled) {
+    // Early upload (METADATA.md §4): a writer that reached the end of a
+    // segment has most likely moved on, so queue what it has. If it comes
+    // back, the segment is simply staged and queued again.
+    Status st = CommitLocked(false);
+    if (!st.ok()) LOG_WARN("inode {}: early commit: {}", ino_, st.ToString());
+  }
   return done;
 }
 
 Result<size_t> FileData::Write(uint64_t off, std::span<const uint8_t> data) {
+  StagingBudget& budget = shared_->budget;
+  if (budget.OverLimit() && off + data.size() > deps_.inline_max) {
+    // Backpressure (METADATA.md §4). Queue this file's own dirty segments
+    // first, so the wait cannot be for data only this writer could release.
+    {
+      std::lock_guard lock(mu_);
+      Status st = CommitLocked(false);
+      if (!st.ok()) LOG_WARN("inode {}: commit before waiting for staging room: {}", ino_,
+                             st.ToString());
+    }
+    budget.WaitForRoom();
+  }
   std::lock_guard lock(mu_);
   return WriteLocked(off, data);
 }
@@ -200,6 +249,7 @@ Status FileData::Truncate(uint64_t size, int64_t now_ns) {
       const Seg& s = it->second;
       if (s.src == Seg::Src::kStaging && s.committed_staging_id != s.staging_id) {
         deps_.staging->Remove(s.staging_id);  // never committed: nobody else knows it
+        shared_->budget.Remove(s.staging_id);
       }
       it = segs_.erase(it);
     }
@@ -276,7 +326,12 @@ Status FileData::CommitLocked(bool durable) {
   }
   ASSIGN_OR_RETURN(auto released, deps_.meta->CommitFile(ino_, size_, mtime_ns_, ctime_ns_,
                                                          updates, remove_from_, durable));
-  for (uint64_t id : released) deps_.staging->Remove(id);
+  committed_size_ = size_;
+  for (uint64_t id : released) {
+    deps_.staging->Remove(id);
+    shared_->budget.Remove(id);
+  }
+  bool queued = false;
   for (const SegmentUpdate& u : updates) {
     Seg& s = segs_[u.idx];
     s.dirty = false;
@@ -288,11 +343,17 @@ Status FileData::CommitLocked(bool durable) {
       s.committed_staging_id.reset();
     } else if (u.kind == SegmentUpdate::Kind::kStaged) {
       s.committed_staging_id = s.staging_id;
+      shared_->budget.Set(s.staging_id, s.len);
+      queued = true;
     }
   }
-  for (uint64_t id : inlined_staging) deps_.staging->Remove(id);
+  for (uint64_t id : inlined_staging) {
+    deps_.staging->Remove(id);
+    shared_->budget.Remove(id);
+  }
   meta_dirty_ = false;
   remove_from_.reset();
+  if (queued && shared_->on_queued) shared_->on_queued();
   return Status::OK();
 }
 
@@ -338,6 +399,13 @@ void FileData::SetMtime(int64_t mtime_ns, int64_t ctime_ns) {
   ctime_ns_ = ctime_ns;
 }
 
+void FileData::SetTimes(int64_t mtime_ns, int64_t ctime_ns) {
+  std::lock_guard lock(mu_);
+  mtime_ns_ = mtime_ns;
+  ctime_ns_ = ctime_ns;
+  meta_dirty_ = true;
+}
+
 bool FileData::IsDirty() {
   std::lock_guard lock(mu_);
   if (meta_dirty_ || remove_from_) return true;
@@ -357,7 +425,7 @@ Result<std::shared_ptr<FileData>> FileRegistry::Acquire(uint64_t ino) {
   auto it = files_.find(ino);
   if (it == files_.end()) {
     ASSIGN_OR_RETURN(InodeAttr a, deps_.meta->GetAttr(ino));
-    auto fd = std::make_shared<FileData>(ino, deps_, a.size, a.mtime_ns, a.ctime_ns);
+    auto fd = std::make_shared<FileData>(ino, deps_, &shared_, a.size, a.mtime_ns, a.ctime_ns);
     it = files_.emplace(ino, Entry{std::move(fd), 0}).first;
   }
   ++it->second.users;

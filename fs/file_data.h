@@ -3,13 +3,23 @@
 // dirty segments live in staging files (METADATA.md §3). FileRegistry hands
 // out one FileData per inode.
 //
+// Small files never touch staging: while a file fits the inline limit its
+// only segment is kept in memory and committed straight into SQLite (§6).
+// A segment that a write fills to its end is committed at once, so the
+// uploader starts on it while the rest of the file is still being written
+// (§4, early upload); a writer waits for the uploader when staging holds
+// more than the limit (StagingBudget, §4 backpressure).
+//
 // Thread-safety: FileData methods take mu_ themselves, except the *Locked
 // ones, which REQUIRE the caller to hold Lock(). Lock order:
-// FileRegistry::mu_ -> FileData::mu_ -> MetaStore::mu_. mu_ is held across
-// a cluster fetch only for a read-modify-write of a stored segment.
+// FileRegistry::mu_ -> FileData::mu_ -> MetaStore::mu_ (and the leaf locks
+// of StagingBudget and the Uploader, reached through the upload hook). mu_
+// is held across a cluster fetch only for a read-modify-write of a stored
+// segment, and never while waiting for staging room.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,6 +31,7 @@
 #include "fs/meta_store.h"
 #include "fs/segment_fetcher.h"
 #include "fs/staging.h"
+#include "fs/staging_budget.h"
 #include "lib/locator.h"
 
 namespace shardfs::fs {
@@ -31,18 +42,37 @@ struct DataDeps {
   SegmentFetcher* fetcher = nullptr;
   uint64_t segment_size = 0;
   uint64_t inline_max = 4096;  // files up to this size live in SQLite (§6)
+  uint64_t staging_limit = 1ull << 30;  // backpressure (-o staging_limit, §4); 0 = none
+};
+
+// What every FileData of one registry shares; owned by the FileRegistry.
+struct DataShared {
+  explicit DataShared(const DataDeps& deps);
+  StagingBudget budget;
+  // Called after a commit queued staged segments for upload. Set once by
+  // the Uploader before the mount serves requests; may be empty.
+  std::function<void()> on_queued;
 };
 
 class FileData {
  public:
-  FileData(uint64_t ino, const DataDeps& deps, uint64_t size, int64_t mtime_ns, int64_t ctime_ns)
-      : ino_(ino), deps_(deps), size_(size), mtime_ns_(mtime_ns), ctime_ns_(ctime_ns) {}
+  // `shared` must outlive this object.
+  FileData(uint64_t ino, const DataDeps& deps, DataShared* shared, uint64_t size,
+           int64_t mtime_ns, int64_t ctime_ns)
+      : ino_(ino),
+        deps_(deps),
+        shared_(shared),
+        size_(size),
+        committed_size_(size),
+        mtime_ns_(mtime_ns),
+        ctime_ns_(ctime_ns) {}
   FileData(const FileData&) = delete;
   FileData& operator=(const FileData&) = delete;
 
   uint64_t ino() const { return ino_; }
 
-  // Writes at `off`, growing the file; returns the bytes written.
+  // Writes at `off`, growing the file; returns the bytes written. May wait
+  // for the uploader first when staging is over its limit.
   Result<size_t> Write(uint64_t off, std::span<const uint8_t> data);
   // Reads up to out.size() bytes at `off` (short at end of file).
   Result<size_t> Read(uint64_t off, std::span<uint8_t> out);
@@ -64,6 +94,9 @@ class FileData {
   Overlay GetOverlay();
   // setattr of mtime on an open file: keeps the next commit from undoing it.
   void SetMtime(int64_t mtime_ns, int64_t ctime_ns);
+  // Sets mtime and ctime and leaves them for the next commit to write (the
+  // writeback cache's time flush right before a flush: no transaction).
+  void SetTimes(int64_t mtime_ns, int64_t ctime_ns);
   bool IsDirty();
 
   std::unique_lock<std::mutex> Lock() { return std::unique_lock(mu_); }
@@ -90,12 +123,20 @@ class FileData {
   Status StageLocked(Seg* s, uint64_t a, uint64_t b);
   Status CommitLocked(bool durable);
   Result<size_t> WriteLocked(uint64_t off, std::span<const uint8_t> data);
+  // Writes into segment 0 kept in memory when the file stays within the
+  // inline limit; false (nothing done) when that does not apply.
+  bool WriteInlineLocked(Seg* s, uint64_t end, uint64_t in_off, std::span<const uint8_t> data);
 
   const uint64_t ino_;
   const DataDeps deps_;
+  DataShared* const shared_;
 
   mutable std::mutex mu_;
   uint64_t size_;                  // guarded by mu_
+  // The size SQLite holds. No segment row lies at or past it (truncation
+  // removes rows in the transaction that shrinks the size), so segments
+  // there need no query: a new file's writes cost no SELECT.
+  uint64_t committed_size_;        // guarded by mu_
   int64_t mtime_ns_;               // guarded by mu_
   int64_t ctime_ns_;               // guarded by mu_
   bool meta_dirty_ = false;        // guarded by mu_: size/times not yet committed
@@ -109,7 +150,7 @@ class FileData {
 // Thread-safety: all methods may be called concurrently (mu_).
 class FileRegistry {
  public:
-  explicit FileRegistry(const DataDeps& deps) : deps_(deps) {}
+  explicit FileRegistry(const DataDeps& deps) : deps_(deps), shared_(deps) {}
 
   // The inode's FileData, created from SQLite if needed. Pair with Release.
   Result<std::shared_ptr<FileData>> Acquire(uint64_t ino);
@@ -120,12 +161,17 @@ class FileRegistry {
   // Removes the inode's FileData (the inode was purged).
   void Drop(uint64_t ino);
 
+  StagingBudget* budget() { return &shared_.budget; }
+  // REQUIRES: called once, before any FileData commits (Uploader's constructor).
+  void SetUploadHook(std::function<void()> hook) { shared_.on_queued = std::move(hook); }
+
  private:
   struct Entry {
     std::shared_ptr<FileData> fd;
     int users = 0;
   };
   const DataDeps deps_;
+  DataShared shared_;
   std::mutex mu_;
   std::unordered_map<uint64_t, Entry> files_;  // guarded by mu_
 };

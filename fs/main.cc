@@ -5,12 +5,21 @@
 // verdict so mount errors reach the terminal) -> lease + SQLite + recovery
 // -> FUSE session -> signal handlers -> cluster + uploader threads -> mount
 // -> report ready -> loop. Teardown in reverse (STYLE.md §4).
+//
+// Logging: stderr in the foreground, syslog once detached, or with
+// --log-file a file (plus stderr until the mount is up, so a failing mount
+// still explains itself on the terminal). libfuse's own messages are routed
+// into the same log.
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -19,6 +28,7 @@
 
 #include "fs/ops.h"
 #include "fs/options.h"
+#include "fs/snapshot_service.h"
 #include "fs/volume.h"
 #include "lib/client_config.h"
 #include "lib/key_file.h"
@@ -26,6 +36,52 @@
 
 namespace shardfs::fs {
 namespace {
+
+// The --log-file sink, shared by the loggers before and after detaching.
+spdlog::sink_ptr g_log_file;
+
+// Makes the default logger write to the log file, and to stderr too when
+// `with_stderr`. The loggers replaced are kept alive: other threads may be
+// in the middle of a call on them (spdlog hands out a raw pointer).
+void UseLogFile(bool with_stderr) {
+  static std::vector<std::shared_ptr<spdlog::logger>> retired;
+  retired.push_back(spdlog::default_logger());
+  std::vector<spdlog::sink_ptr> sinks = {g_log_file};
+  if (with_stderr) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>(
+      with_stderr ? "shardfs-file-stderr" : "shardfs-file", sinks.begin(), sinks.end());
+  // %P: the pid of the process logging (the daemon's after the fork).
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e shardfs[%P] %l: %v");
+  logger->set_level(retired.back()->level());
+  logger->flush_on(spdlog::level::debug);  // a crash must not eat the last lines
+  spdlog::set_default_logger(logger);
+}
+
+Status OpenLogFile(const std::string& path) {
+  try {
+    g_log_file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+  } catch (const spdlog::spdlog_ex& e) {
+    return Status::IOError(std::string("--log-file: ") + e.what());
+  }
+  UseLogFile(/*with_stderr=*/true);
+  return Status::OK();
+}
+
+// libfuse's messages (fuse_log) into our log.
+void FuseLog(enum fuse_log_level level, const char* fmt, va_list ap) {
+  char buf[1024];
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  std::string_view msg(buf);
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  if (msg.substr(0, 6) == "fuse: ") msg.remove_prefix(6);
+  // spdlog's functions, not the LOG_ macros: the sink headers above set
+  // SPDLOG_ACTIVE_LEVEL before lib/log.h could, which compiles LOG_DEBUG out
+  // in this file; the request trace of -d must not vanish.
+  if (level <= FUSE_LOG_ERR) spdlog::error("fuse: {}", msg);
+  else if (level <= FUSE_LOG_WARNING) spdlog::warn("fuse: {}", msg);
+  else if (level <= FUSE_LOG_INFO) spdlog::info("fuse: {}", msg);
+  else spdlog::debug("fuse: {}", msg);
+}
 
 // The parent side of daemonizing: blocks until the child reports, then
 // exits with the child's verdict. The child keeps `report_fd`.
@@ -151,6 +207,9 @@ int Run(const MountOptions& opts) {
     ~SignalGuard() { fuse_remove_signal_handlers(se); }
   } signal_guard{se};
 
+  // Network lease and metadata snapshots (SNAPSHOTS.md), before any upload.
+  auto snapshots = SnapshotService::Start(opts, *cfg, *key, state_dir, *volume_id);
+  if (!snapshots.ok()) return fail(snapshots.status().ToString());
   if (Status st = v->StartNetwork(); !st.ok()) return fail(st.ToString());
   struct NetworkGuard {
     Volume* v;
@@ -171,7 +230,14 @@ int Run(const MountOptions& opts) {
     v->RecordLeasePid();
     Report(&report_fd, 0);
     Detach();
-    LogToSyslog("shardfs");
+    if (g_log_file) {
+      UseLogFile(/*with_stderr=*/false);
+    } else {
+      static auto retired = spdlog::default_logger();  // see UseLogFile
+      LogToSyslog("shardfs");
+    }
+  } else if (g_log_file) {
+    UseLogFile(/*with_stderr=*/false);
   }
 
   struct fuse_loop_config loop_cfg;
@@ -179,6 +245,7 @@ int Run(const MountOptions& opts) {
   loop_cfg.clone_fd = 0;
   loop_cfg.max_idle_threads = static_cast<unsigned>(opts.max_threads);
   int rc = fuse_session_loop_mt(se, &loop_cfg);
+  (*snapshots)->Finish();  // final snapshot, lease released (SNAPSHOTS.md §1)
   LOG_INFO("unmounting {} (loop returned {})", opts.mountpoint, rc);
   return rc == 0 ? 0 : 1;
 }
@@ -196,6 +263,10 @@ int main(int argc, char** argv) {
   std::string prog = argv[0];
   prog = prog.substr(prog.rfind('/') + 1);
   const bool helper = prog.rfind("mount.", 0) == 0;
+  if (auto st = ExtractSnapshotOptions(&argc, &argv); !st.ok()) {  // SNAPSHOTS.md §1
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), st.message().c_str());
+    return 2;
+  }
   auto opts = ParseMountOptions(argc, argv, helper);
   if (!opts.ok()) {
     std::fprintf(stderr, "%s: %s\n", prog.c_str(), opts.status().message().c_str());
@@ -215,6 +286,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   shardfs::InitLogging("shardfs", level);
+  if (!opts->log_file.empty()) {
+    if (auto st = OpenLogFile(opts->log_file); !st.ok()) {
+      std::fprintf(stderr, "%s: %s\n", prog.c_str(), st.ToString().c_str());
+      return 1;
+    }
+  }
+  fuse_set_log_func(FuseLog);
   try {
     return Run(*opts);
   } catch (const std::exception& e) {

@@ -143,8 +143,9 @@ class MetaStore {
   // without staging; returns staging ids to remove.
   Result<std::vector<uint64_t>> Recover();
   Result<uint64_t> CountInodes();
-  // Durability barrier for fsync(2) when nothing is left to commit: a WAL
-  // checkpoint fsyncs the log (synchronous=NORMAL does not at commit).
+  // Durability barrier for fsync(2) when nothing is left to commit: makes
+  // every earlier commit survive a power loss (synchronous=NORMAL does not
+  // fsync the WAL at commit). Writes meta.synced_ns.
   Status Sync();
 
   // --- directories (meta_dirs.cc)

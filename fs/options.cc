@@ -74,6 +74,8 @@ Status ApplyOptionList(const std::string& list, MountOptions* opts) {
       if (!ParseInt(val, 1, 86400, &opts->sync_timeout_s)) return bad();
     } else if (key == "upload_inflight") {
       if (!ParseInt(val, 1, 64, &opts->upload_inflight)) return bad();
+    } else if (key == "staging_limit") {
+      if (!ParseSize(val, &opts->staging_limit)) return bad();
     } else if (key == "max_threads") {
       if (!ParseInt(val, 1, 256, &opts->max_threads)) return bad();
     } else if (key == "attr_timeout") {
@@ -133,6 +135,9 @@ Result<MountOptions> ParseMountOptions(int argc, char** argv, bool as_mount_help
       ASSIGN_OR_RETURN(opts.state_dir, value("--state"));
     } else if (a == "--log-level" || a.rfind("--log-level=", 0) == 0) {
       ASSIGN_OR_RETURN(opts.log_level, value("--log-level"));
+    } else if (a == "--log-file" || a.rfind("--log-file=", 0) == 0) {
+      ASSIGN_OR_RETURN(opts.log_file, value("--log-file"));
+      if (opts.log_file.empty()) return Status::InvalidArgument("--log-file needs a path");
     } else if (as_mount_helper && (a == "-n" || a == "-s" || a == "-v")) {
       // mount(8) passes these: no mtab, sloppy, verbose. Nothing to do.
     } else if (!a.empty() && a[0] == '-' && a != "-") {
@@ -173,14 +178,18 @@ std::string UsageText(const std::string& program) {
          "  -f, --foreground       stay in the foreground\n"
          "  -d, --debug            trace FUSE requests (implies -f)\n"
          "  --log-level LEVEL      debug, info, warning or error (default info)\n"
+         "  --log-file PATH        append the log to PATH (default: stderr in the\n"
+         "                         foreground, syslog once detached)\n"
          "  -o OPT[,OPT...]        mount options:\n"
          "      upload=writeback   close/fsync durable locally, upload in background (default)\n"
          "      upload=sync        close/fsync wait until the cluster has every shard\n"
          "      sync_timeout=SECONDS  longest wait of upload=sync (default 120)\n"
          "      cache_size=SIZE    read cache limit, K/M/G/T suffixes (default 1G)\n"
          "      upload_inflight=N  segments uploading at once (default 8)\n"
+         "      staging_limit=SIZE writers wait for uploads while staging holds more\n"
+         "                         than SIZE (default 1G; 0: never wait)\n"
          "      max_threads=N      FUSE worker threads (default 16)\n"
-         "      attr_timeout=SECONDS  kernel attribute and entry cache time (default 1)\n"
+         "      attr_timeout=SECONDS  kernel attribute and name cache time (default 60)\n"
          "      no_writeback_cache disable the kernel's writeback cache\n"
          "      state=DIR          same as --state\n"
          "      config=FILE        same as --config\n"

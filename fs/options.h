@@ -1,6 +1,7 @@
 // Command line of shardfs and mount.shardfs (man/shardfs.1.rst).
 //
-//   shardfs --config FILE [--state DIR] [-f] [-d] [--log-level L] [-o OPT,...] MOUNTPOINT
+//   shardfs --config FILE [--state DIR] [-f] [-d] [--log-level L] [--log-file PATH]
+//           [-o OPT,...] MOUNTPOINT
 //   mount.shardfs CONFIG MOUNTPOINT [-o OPT,...] [-f] [-n] [-s] [-v]
 //
 // Thread-safety: plain values and pure functions.
@@ -21,12 +22,17 @@ struct MountOptions {
   bool foreground = false;
   bool debug = false;  // FUSE request tracing + debug log level
   std::string log_level = "info";
+  std::string log_file;  // --log-file: append here instead of stderr/syslog
   bool upload_sync = false;           // -o upload=sync
   uint64_t cache_size = 1ull << 30;   // -o cache_size=SIZE
   int sync_timeout_s = 120;           // -o sync_timeout=SECONDS
   int upload_inflight = 8;            // -o upload_inflight=N
+  uint64_t staging_limit = 1ull << 30;  // -o staging_limit=SIZE (0: no backpressure)
   int max_threads = 16;               // -o max_threads=N (FUSE workers)
-  double attr_timeout = 1.0;          // -o attr_timeout=SECONDS (also entries)
+  // -o attr_timeout=SECONDS: attributes, names and negative names. The
+  // lease makes this mount the volume's only writer and every change passes
+  // through the kernel, so a long cache time costs no correctness.
+  double attr_timeout = 60.0;
   bool writeback_cache = true;        // -o no_writeback_cache turns it off
   bool read_only = false;
   std::vector<std::string> fuse_opts;  // passed to libfuse (-o allow_other, ...)

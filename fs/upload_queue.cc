@@ -5,8 +5,15 @@
 
 namespace shardfs::fs {
 namespace {
-using Clock = std::chrono::steady_clock;
+// Safety net: the queues are scanned this often even without a signal
+// (backoff expiry, rows queued by recovery or by a path that forgot to say).
 constexpr auto kPoll = std::chrono::seconds(2);
+// Kick() coalescing: at most one upload-queue scan per this interval.
+constexpr auto kKickGap = std::chrono::milliseconds(5);
+// Deletions are never urgent: at most one pass per this interval.
+constexpr auto kDeleteGap = std::chrono::milliseconds(100);
+// Pause after a deletion pass in which some deletion failed.
+constexpr auto kDeleteRetry = std::chrono::seconds(10);
 constexpr auto kMaxBackoff = std::chrono::seconds(60);
 }  // namespace
 
@@ -17,7 +24,10 @@ Uploader::Uploader(MetaStore* meta, Staging* staging, ReadCache* cache, ClusterC
       cache_(cache),
       cluster_(cluster),
       files_(files),
-      max_in_flight_(std::max(1, max_in_flight)) {}
+      budget_(files->budget()),
+      max_in_flight_(std::max(1, max_in_flight)) {
+  files_->SetUploadHook([this] { NotifyQueued(); });
+}
 
 Uploader::~Uploader() { Stop(); }
 
@@ -33,19 +43,34 @@ void Uploader::Stop() {
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
   }
-  cv_.notify_all();
+  budget_->Stop();
+  dispatch_cv_.notify_all();
+  completion_cv_.notify_all();
+  delete_cv_.notify_all();
   done_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
 }
 
 void Uploader::Kick() {
+  bool wake_dispatcher = false, wake_deleter = false;
   {
     std::lock_guard lock(mu_);
-    kicked_ = true;
-    delete_kicked_ = true;
+    wake_dispatcher = !kicked_;
+    wake_deleter = !delete_kicked_;
+    kicked_ = delete_kicked_ = true;
   }
-  cv_.notify_all();
+  if (wake_dispatcher) dispatch_cv_.notify_one();
+  if (wake_deleter) delete_cv_.notify_one();
+}
+
+void Uploader::NotifyQueued() {
+  {
+    std::lock_guard lock(mu_);
+    urgent_ = true;
+    awaiting_commit_.clear();  // whatever was being written may be committed now
+  }
+  dispatch_cv_.notify_one();
 }
 
 Uploader::Stats Uploader::stats() {
@@ -57,65 +82,95 @@ Uploader::Stats Uploader::stats() {
 
 void Uploader::DispatchLoop() {
   std::unique_lock lock(mu_);
+  auto last_scan = Clock::now() - kPoll;
   while (!stopping_) {
-    const int room = max_in_flight_ - static_cast<int>(in_flight_.size());
-    std::vector<QueuedUpload> batch;
-    if (room > 0 && cluster_) {
-      std::vector<Key> busy;
-      const auto now = Clock::now();
-      for (const auto& [k, v] : in_flight_) busy.push_back(k);
-      for (const auto& [k, until] : backoff_until_) {
-        if (until > now) busy.push_back(k);
-      }
-      lock.unlock();
-      auto next = meta_->NextUploads(room, busy);
-      lock.lock();
-      if (next.ok()) {
-        batch = std::move(next).value();
-      } else {
-        LOG_ERROR("upload queue: {}", next.status().ToString());
-      }
-      for (const QueuedUpload& q : batch) in_flight_[{q.ino, q.idx}] = true;
+    if (static_cast<int>(in_flight_.size()) >= max_in_flight_) {
+      dispatch_cv_.wait(lock, [&] {
+        return stopping_ || static_cast<int>(in_flight_.size()) < max_in_flight_;
+      });
+      continue;
     }
-    for (const QueuedUpload& q : batch) {
-      lock.unlock();
-      // A segment still being written will be committed (and re-queued)
-      // again: uploading it now would be wasted.
-      bool dirty = false;
-      if (auto fd = files_->Find(q.ino)) {
-        auto fl = fd->Lock();
-        dirty = fd->SegmentDirtyLocked(q.idx);
-      }
-      Result<std::vector<uint8_t>> data = Status::Aborted("dirty");
-      if (!dirty) data = staging_->ReadAll(q.staging_id, q.len);
-      if (dirty || !data.ok() || data->empty()) {
-        lock.lock();
-        in_flight_.erase({q.ino, q.idx});
-        backoff_until_[{q.ino, q.idx}] = Clock::now() + std::chrono::seconds(1);
-        if (!dirty && !data.ok()) {
-          LOG_WARN("upload of inode {} segment {}: {}", q.ino, q.idx, data.status().ToString());
-        }
+    if (!urgent_ && !more_) {
+      const bool kicked = kicked_;
+      const auto due = last_scan + (kicked ? std::chrono::duration_cast<Clock::duration>(kKickGap)
+                                           : std::chrono::duration_cast<Clock::duration>(kPoll));
+      if (Clock::now() < due) {
+        // A Kick shortens a poll wait to the coalescing gap; NotifyQueued
+        // and freed slots after a full scan end it.
+        dispatch_cv_.wait_until(
+            lock, due, [&] { return stopping_ || urgent_ || more_ || kicked_ != kicked; });
         continue;
       }
-      cluster_->WriteSegmentAsync(std::move(data).value(), [this, q](Result<Locator> r) {
-        {
-          std::lock_guard l(mu_);
-          completions_.push_back({q, std::move(r)});
-        }
-        cv_.notify_all();
-      });
-      lock.lock();
+      if (!kicked) awaiting_commit_.clear();  // a poll retries everything
     }
-    if (!batch.empty()) continue;
-    cv_.wait_for(lock, kPoll, [&] { return stopping_ || kicked_; });
-    kicked_ = false;
+    kicked_ = urgent_ = false;
+    last_scan = Clock::now();
+    DispatchLocked(lock);
+  }
+}
+
+void Uploader::DispatchLocked(std::unique_lock<std::mutex>& lock) {
+  const int room = max_in_flight_ - static_cast<int>(in_flight_.size());
+  more_ = false;
+  if (room <= 0 || !cluster_) return;
+  std::vector<Key> busy;
+  const auto now = Clock::now();
+  for (const auto& [k, v] : in_flight_) busy.push_back(k);
+  for (const auto& [k, until] : backoff_until_) {
+    if (until > now) busy.push_back(k);
+  }
+  busy.insert(busy.end(), awaiting_commit_.begin(), awaiting_commit_.end());
+  lock.unlock();
+  auto next = meta_->NextUploads(room, busy);
+  lock.lock();
+  if (!next.ok()) {
+    LOG_ERROR("upload queue: {}", next.status().ToString());
+    return;
+  }
+  std::vector<QueuedUpload> batch = std::move(next).value();
+  more_ = static_cast<int>(batch.size()) == room;
+  for (const QueuedUpload& q : batch) in_flight_[{q.ino, q.idx}] = true;
+  for (const QueuedUpload& q : batch) {
+    lock.unlock();
+    // A segment still being written will be committed (and re-queued)
+    // again: uploading it now would be wasted.
+    bool dirty = false;
+    if (auto fd = files_->Find(q.ino)) {
+      auto fl = fd->Lock();
+      dirty = fd->SegmentDirtyLocked(q.idx);
+    }
+    Result<std::vector<uint8_t>> data = Status::Aborted("dirty");
+    if (!dirty) data = staging_->ReadAll(q.staging_id, q.len);
+    if (dirty || !data.ok() || data->empty()) {
+      lock.lock();
+      in_flight_.erase({q.ino, q.idx});
+      if (dirty) {
+        awaiting_commit_.insert({q.ino, q.idx});
+      } else {
+        backoff_until_[{q.ino, q.idx}] = Clock::now() + std::chrono::seconds(1);
+        if (!data.ok()) {
+          LOG_WARN("upload of inode {} segment {}: {}", q.ino, q.idx, data.status().ToString());
+        }
+      }
+      completion_cv_.notify_one();  // Stop() may be waiting for in_flight_ to empty
+      continue;
+    }
+    cluster_->WriteSegmentAsync(std::move(data).value(), [this, q](Result<Locator> r) {
+      {
+        std::lock_guard l(mu_);
+        completions_.push_back({q, std::move(r)});
+      }
+      completion_cv_.notify_one();
+    });
+    lock.lock();
   }
 }
 
 void Uploader::CompletionLoop() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return !completions_.empty() || (stopping_ && in_flight_.empty()); });
+    completion_cv_.wait(
+        lock, [&] { return !completions_.empty() || (stopping_ && in_flight_.empty()); });
     if (completions_.empty()) return;  // stopping, nothing in flight
     Completion c = std::move(completions_.front());
     completions_.pop_front();
@@ -137,13 +192,20 @@ void Uploader::CompletionLoop() {
                c.item.idx, b.count(), c.result.status().ToString());
     }
     ++generation_;
+    delete_kicked_ = true;  // the upload queued the replaced (or unused) locator
+    delete_cv_.notify_one();
     done_cv_.notify_all();
-    cv_.notify_all();  // room for the dispatcher
+    dispatch_cv_.notify_one();  // a free slot
   }
 }
 
 void Uploader::Complete(const QueuedUpload& item, const Result<Locator>& result) {
-  if (!result.ok()) return;
+  if (!result.ok()) {
+    // Writers must not wait for uploads that cannot happen (nodes down):
+    // staging takes the data meanwhile.
+    budget_->Stalled();
+    return;
+  }
   std::string blob;
   EncodeLocator(*result, &blob);
   std::span<const uint8_t> loc(reinterpret_cast<const uint8_t*>(blob.data()), blob.size());
@@ -164,25 +226,18 @@ void Uploader::Complete(const QueuedUpload& item, const Result<Locator>& result)
       LOG_WARN("{}", st.ToString());
       staging_->Remove(item.staging_id);
     }
+    budget_->Remove(item.staging_id);
     if (file) file->ForgetSegmentLocked(item.idx);
   }
   if (file) {
     fl.unlock();
     files_->Release(file);
   }
-  Kick();  // the deleter may have work now
-}
-
-bool Uploader::FilePendingLocked(uint64_t ino) const {
-  for (const auto& [k, v] : in_flight_) {
-    if (k.first == ino) return true;
-  }
-  return false;
 }
 
 Status Uploader::WaitForFile(uint64_t ino, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  Kick();
+  NotifyQueued();
   std::unique_lock lock(mu_);
   while (true) {
     lock.unlock();
@@ -201,46 +256,56 @@ Status Uploader::WaitForFile(uint64_t ino, std::chrono::milliseconds timeout) {
 }
 
 void Uploader::DeleteLoop() {
-  int64_t after_id = 0;
   std::unique_lock lock(mu_);
+  auto last_pass = Clock::now() - kPoll;
+  bool any_failed = false;
   while (!stopping_) {
-    lock.unlock();
-    auto batch = meta_->NextDeletions(32, after_id);
-    bool any_failed = false;
-    if (!batch.ok()) LOG_ERROR("delete queue: {}", batch.status().ToString());
-    if (batch.ok() && cluster_) {
-      for (const QueuedDeletion& d : *batch) {
-        after_id = d.id;
-        Locator loc;
-        Reader r(d.locator.data(), d.locator.size());
-        if (!DecodeLocator(&r, &loc)) {
-          LOG_ERROR("delete queue entry {} has a bad locator; dropping it", d.id);
-          (void)meta_->FinishDeletion(d.id);
-          continue;
-        }
-        cache_->Drop(loc.stripe);
-        Status st = cluster_->DeleteSegment(loc);
-        if (st.ok()) {
-          (void)meta_->FinishDeletion(d.id);
-          std::lock_guard l(mu_);
-          ++stats_.deleted;
-        } else {
-          any_failed = true;
-          (void)meta_->FailDeletion(d.id);
-          LOG_DEBUG("delete of stripe {}: {}", loc.stripe.Hex(), st.ToString());
-        }
-        {
+    const bool kicked = delete_kicked_;
+    const Clock::duration gap =
+        any_failed ? std::chrono::duration_cast<Clock::duration>(kDeleteRetry)
+        : kicked   ? std::chrono::duration_cast<Clock::duration>(kDeleteGap)
+                   : std::chrono::duration_cast<Clock::duration>(kPoll);
+    if (Clock::now() < last_pass + gap) {
+      delete_cv_.wait_until(lock, last_pass + gap,
+                            [&] { return stopping_ || delete_kicked_ != kicked; });
+      continue;
+    }
+    delete_kicked_ = false;
+    any_failed = false;
+    int64_t after_id = 0;
+    while (!stopping_) {  // one pass over the whole queue, 32 rows at a time
+      lock.unlock();
+      auto batch = meta_->NextDeletions(32, after_id);
+      if (!batch.ok()) LOG_ERROR("delete queue: {}", batch.status().ToString());
+      if (batch.ok() && cluster_) {
+        for (const QueuedDeletion& d : *batch) {
+          after_id = d.id;
+          Locator loc;
+          Reader r(d.locator.data(), d.locator.size());
+          if (!DecodeLocator(&r, &loc)) {
+            LOG_ERROR("delete queue entry {} has a bad locator; dropping it", d.id);
+            (void)meta_->FinishDeletion(d.id);
+            continue;
+          }
+          cache_->Drop(loc.stripe);
+          Status st = cluster_->DeleteSegment(loc);
+          if (st.ok()) {
+            (void)meta_->FinishDeletion(d.id);
+            std::lock_guard l(mu_);
+            ++stats_.deleted;
+          } else {
+            any_failed = true;
+            (void)meta_->FailDeletion(d.id);
+            LOG_DEBUG("delete of stripe {}: {}", loc.stripe.Hex(), st.ToString());
+          }
           std::lock_guard l(mu_);
           if (stopping_) break;
         }
       }
+      lock.lock();
+      if (!batch.ok() || batch->empty() || !cluster_) break;
     }
-    lock.lock();
-    if (batch.ok() && !batch->empty() && !stopping_) continue;  // more after after_id
-    after_id = 0;  // wrap: retry failed ones after a pause
-    cv_.wait_for(lock, any_failed ? std::chrono::seconds(10) : kPoll,
-                 [&] { return stopping_ || delete_kicked_; });
-    delete_kicked_ = false;
+    last_pass = Clock::now();
   }
 }
 

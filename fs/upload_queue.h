@@ -8,6 +8,15 @@
 // records them in SQLite. One deleter thread calls DeleteSegment for the
 // deletion queue. Failures are retried with backoff (1 s doubling to 60 s).
 //
+// Each thread has its own condition variable, so a signal wakes only the
+// thread that has work. FileData signals the dispatcher directly when a
+// commit queues staged segments (NotifyQueued, through the FileRegistry's
+// hook), which is also how a segment filled by a long write starts uploading
+// before the file is closed. Kick() (every flush and release) is only a
+// hint: it is coalesced so that thousands of closes of inline files per
+// second cost a scan of the queues every few milliseconds, not two thread
+// wake-ups and two queries each. A slow poll catches anything missed.
+//
 // Thread-safety: public methods may be called from any thread. Lifetime:
 // Stop() (or the destructor) joins every thread; everything passed to the
 // constructor must outlive it.
@@ -19,6 +28,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -33,6 +43,8 @@ namespace shardfs::fs {
 
 class Uploader {
  public:
+  // Installs the registry's upload hook (REQUIRES: before any FileData of
+  // `files` commits, i.e. before the mount serves requests).
   Uploader(MetaStore* meta, Staging* staging, ReadCache* cache, ClusterClient* cluster,
            FileRegistry* files, int max_in_flight);
   ~Uploader();
@@ -40,10 +52,14 @@ class Uploader {
   Uploader& operator=(const Uploader&) = delete;
 
   void Start();
-  // Stops taking work, waits for uploads in flight, joins the threads.
+  // Stops taking work, waits for uploads in flight, joins the threads, and
+  // releases writers waiting for staging room.
   void Stop();
-  // New rows in a queue: look now instead of at the next poll.
+  // A hint that a queue may have new rows (flush, release, purge): both
+  // queues are looked at soon, coalesced with other hints.
   void Kick();
+  // Committed staged segments are in the upload queue: look now.
+  void NotifyQueued();
   // Waits until `ino` has nothing in the upload queue; TimedOut after
   // `timeout` (the data stays queued).
   Status WaitForFile(uint64_t ino, std::chrono::milliseconds timeout);
@@ -58,33 +74,44 @@ class Uploader {
 
  private:
   using Key = std::pair<uint64_t, uint32_t>;  // (ino, idx)
+  using Clock = std::chrono::steady_clock;
   struct Completion {
     QueuedUpload item;
     Result<Locator> result;
   };
 
   void DispatchLoop();
+  // Scans the queue and starts uploads into the free slots. REQUIRES: lock
+  // held (released around SQLite and staging I/O).
+  void DispatchLocked(std::unique_lock<std::mutex>& lock);
   void CompletionLoop();
   void DeleteLoop();
   void Complete(const QueuedUpload& item, const Result<Locator>& result);
-  bool FilePendingLocked(uint64_t ino) const;
 
   MetaStore* const meta_;
   Staging* const staging_;
   ReadCache* const cache_;
   ClusterClient* const cluster_;
   FileRegistry* const files_;
+  StagingBudget* const budget_;
   const int max_in_flight_;
 
   std::mutex mu_;
-  std::condition_variable cv_;       // work, completions, stop
-  std::condition_variable done_cv_;  // an upload finished (WaitForFile)
-  bool stopping_ = false;                                   // guarded by mu_
-  bool kicked_ = false;                                     // guarded by mu_
-  bool delete_kicked_ = false;                              // guarded by mu_
+  std::condition_variable dispatch_cv_;    // kick, urgent work, room, stop
+  std::condition_variable completion_cv_;  // a completion queued, stop
+  std::condition_variable delete_cv_;      // deletions may be queued, stop
+  std::condition_variable done_cv_;        // an upload finished (WaitForFile)
+  bool stopping_ = false;        // guarded by mu_
+  bool kicked_ = false;          // guarded by mu_: scan soon (coalesced)
+  bool urgent_ = false;          // guarded by mu_: scan now
+  bool more_ = false;            // guarded by mu_: the last scan filled every slot
+  bool delete_kicked_ = false;   // guarded by mu_
   std::map<Key, bool> in_flight_;                           // guarded by mu_
-  std::map<Key, std::chrono::steady_clock::time_point> backoff_until_;  // guarded by mu_
+  std::map<Key, Clock::time_point> backoff_until_;          // guarded by mu_
   std::map<Key, std::chrono::seconds> backoff_;             // guarded by mu_
+  // Segments found dirty in memory (being written): skipped until the next
+  // commit queues something (NotifyQueued) or the next poll.
+  std::set<Key> awaiting_commit_;                           // guarded by mu_
   std::deque<Completion> completions_;                      // guarded by mu_
   Stats stats_;                                             // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_: bumped per completion

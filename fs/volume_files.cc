@@ -5,8 +5,10 @@
 #include <linux/falloc.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
+#include "fs/stripe_health.h"
 #include "fs/volume.h"
 #include "lib/log.h"
 
@@ -136,7 +138,7 @@ Result<std::string> Volume::FileStatus(uint64_t ino) {
   }
   ASSIGN_OR_RETURN(auto rows, meta_->ListSegments(ino));
   size_t pending = 0, inline_rows = 0, stored = 0;
-  int worst = -1, n = 0;
+  std::optional<StripeHealth> worst;
   std::set<NodeId> up;
   bool nodes_known = false;
   for (const SegmentRow& r : rows) {
@@ -155,23 +157,16 @@ Result<std::string> Volume::FileStatus(uint64_t ino) {
         }
         nodes_known = true;
       }
-      int live = 0;
-      for (const ShardLocation& s : loc.shards) live += up.count(s.node) ? 1 : 0;
-      n = loc.n();
-      if (worst < 0 || live < worst) worst = live;
+      StripeHealth h = AssessStripe(loc, up);
+      if (!worst || WorseThan(h, *worst)) worst = h;
     }
   }
   if (pending) {
     return "pending upload: " + std::to_string(pending) + " of " + std::to_string(rows.size()) +
            " segments";
   }
-  if (stored == 0) return std::string(inline_rows ? "stored inline in metadata" : "stored (empty)");
-  if (worst < n) {
-    return "degraded: " + std::to_string(worst) + " of " + std::to_string(n) +
-           " shards on live nodes (" + std::to_string(stored) + " segments)";
-  }
-  return "stored " + std::to_string(n) + " of " + std::to_string(n) + " (" +
-         std::to_string(stored) + " segments)";
+  if (!worst) return std::string(inline_rows ? "stored inline in metadata" : "stored (empty)");
+  return DescribeHealth(*worst) + " (" + std::to_string(stored) + " segments)";
 }
 
 Result<Volume::FsStats> Volume::StatFs() {

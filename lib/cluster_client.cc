@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 
 #include "lib/buffer_pool.h"
@@ -84,11 +85,52 @@ class ClusterClientImpl final : public ClusterClient {
     return future.get();
   }
 
+  // A locator the caller stored may be stale: a repair moved shards since
+  // (PROTOCOL.md §6.3). When too few of its shards can be read, the
+  // holders are asked for the newest locator and the read is retried with
+  // it; newer locators are remembered, so the next read uses them at once.
   Result<std::vector<uint8_t>> ReadSegment(const Locator& loc) override {
-    return reader_.Read(loc);
+    Locator use = Newest(loc);
+    auto r = reader_.Read(use);
+    if (r.ok() || r.status().code() != Code::kUnavailable) return r;
+    nodes_.RefreshDownAsync();
+    auto newest = AskHoldersForNewest(*rpc_, nodes_, use, timeout_);
+    if (!newest.ok() || !LocatorNewer(*newest, use)) {
+      // The holders we reach know nothing newer: ask every node.
+      auto found = LookupStripe(*rpc_, nodes_, loc.stripe, timeout_);
+      if (!found.ok() || !LocatorNewer(*found, use)) return r;
+      newest = std::move(found);
+    }
+    LOG_INFO("stripe {}: locator version {} is stale; reading with version {}", loc.stripe.Hex(),
+             use.version, newest->version);
+    Remember(*newest);
+    return reader_.Read(*newest);
   }
 
-  Status DeleteSegment(const Locator& loc) override {
+  // Deletes the shards named by the given locator and by the newest one
+  // its holders know (a repair may have moved some), so nothing is left.
+  Status DeleteSegment(const Locator& given) override {
+    Locator newest = Newest(given);
+    if (auto asked = AskHoldersForNewest(*rpc_, nodes_, newest, timeout_); asked.ok()) {
+      newest = std::move(*asked);
+    }
+    Status st = DeleteShards(newest);
+    if (!(newest == given)) {
+      Locator old = given;  // shards the repair moved away are orphans, but ours
+      for (int i = 0; i < old.n() && i < newest.n(); ++i) {
+        auto n = nodes_.Find(old.shards[i].node);
+        // A node that is down keeps its copy; its own audit collects it.
+        if (old.shards[i].node == newest.shards[i].node || !n || !n->up) old.shards[i].node = 0;
+      }
+      Status st2 = DeleteShards(old, /*skip_zero=*/true);
+      if (st.ok() && !st2.ok() && !st2.IsUnavailable()) st = st2;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    newer_.erase(given.stripe);
+    return st;
+  }
+
+  Status DeleteShards(const Locator& loc, bool skip_zero = false) {
     struct Shared {
       std::mutex mu;
       std::condition_variable cv;
@@ -99,6 +141,7 @@ class ClusterClientImpl final : public ClusterClient {
     std::vector<std::pair<std::string, int>> targets;
     Status unknown;
     for (int i = 0; i < static_cast<int>(loc.shards.size()); ++i) {
+      if (skip_zero && loc.shards[i].node == 0) continue;
       auto node = nodes_.Find(loc.shards[i].node);
       if (!node) {
         if (unknown.ok()) {
@@ -147,6 +190,20 @@ class ClusterClientImpl final : public ClusterClient {
   }
 
  private:
+  static constexpr size_t kMaxRemembered = 4096;
+
+  Locator Newest(const Locator& loc) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = newer_.find(loc.stripe);
+    if (it != newer_.end() && LocatorNewer(it->second, loc)) return it->second;
+    return loc;
+  }
+  void Remember(const Locator& loc) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (newer_.size() >= kMaxRemembered) newer_.clear();  // crude bound; a miss costs one lookup
+    newer_[loc.stripe] = loc;
+  }
+
   void Acquire() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return in_flight_ < kMaxInFlight; });
@@ -173,6 +230,7 @@ class ClusterClientImpl final : public ClusterClient {
   std::mutex mu_;
   std::condition_variable cv_;
   int in_flight_ = 0;  // guarded by mu_: segments written but not done
+  std::map<StripeId, Locator> newer_;  // guarded by mu_: locators learned after a repair
 };
 
 }  // namespace

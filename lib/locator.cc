@@ -64,4 +64,12 @@ bool DecodeLocator(Reader* in, Locator* loc) {
   return true;
 }
 
+bool LocatorNewer(const Locator& a, const Locator& b) {
+  if (a.version != b.version) return a.version > b.version;
+  std::string ea, eb;
+  EncodeLocator(a, &ea);
+  EncodeLocator(b, &eb);
+  return ea > eb;  // std::string compares as unsigned char (char_traits<char>::lt)
+}
+
 }  // namespace shardfs

@@ -42,4 +42,10 @@ void EncodeLocator(const Locator& loc, std::string* out);
 // wire::kMaxShardSize, sealed_size > k * shard_size.
 bool DecodeLocator(Reader* in, Locator* loc);
 
+// PROTOCOL.md §4.11: the total order in which locators of one stripe
+// supersede each other, so that every node converges on the same one: the
+// higher version wins; at equal versions (two repairs that raced) the one
+// whose encoding is greater, byte by byte, wins. True when `a` supersedes `b`.
+bool LocatorNewer(const Locator& a, const Locator& b);
+
 }  // namespace shardfs

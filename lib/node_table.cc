@@ -5,6 +5,10 @@
 
 namespace shardfs {
 
+namespace {
+constexpr std::chrono::seconds kDiscoveryInterval{30};
+}  // namespace
+
 struct NodeTable::Round {
   size_t outstanding = 0;  // guarded by NodeTable::mu_
 };
@@ -20,12 +24,12 @@ NodeTable::NodeTable(RpcClient* rpc, std::vector<std::string> endpoints,
   }
 }
 
-size_t NodeTable::Refresh() {
+size_t NodeTable::PingRound(std::vector<size_t> which) {
   auto round = std::make_shared<Round>();
   std::vector<size_t> to_ping;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 0; i < entries_.size(); ++i) {
+    for (size_t i : which) {
       // A ping already in flight will update the entry; do not wait for it.
       if (entries_[i].ping_in_flight) continue;
       MarkPingLocked(i);
@@ -43,9 +47,83 @@ size_t NodeTable::Refresh() {
   return up;
 }
 
+size_t NodeTable::Refresh() {
+  std::vector<size_t> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < entries_.size(); ++i) all.push_back(i);
+  }
+  size_t up = PingRound(all);
+  if (up == 0) return 0;
+  const size_t before = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entries_.size();
+  }();
+  if (Discover() == 0) return up;
+  std::vector<size_t> fresh;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = before; i < entries_.size(); ++i) fresh.push_back(i);
+  }
+  return PingRound(fresh);
+}
+
+size_t NodeTable::Discover() {
+  std::vector<std::string> up;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (discovery_in_flight_) return 0;
+    discovery_in_flight_ = true;
+    last_discovery_ = Clock::now();
+    for (const Entry& e : entries_) {
+      if (e.info.up) up.push_back(e.info.endpoint);
+    }
+  }
+  size_t added = 0;
+  for (const std::string& ep : up) {
+    auto r = rpc_->Call(ep, wire::PeersRequest{}, Clock::now() + ping_timeout_);
+    wire::PeersReply reply;
+    Status st = r.ok() ? ParseReply(*r, &reply) : r.status();
+    if (!st.ok()) {
+      // An older node (UNKNOWN_COMMAND) or a slow one: ask the next.
+      LOG_DEBUG("peer table from {}: {}", ep, st.ToString());
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    added = MergePeersLocked(reply);
+    break;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  discovery_in_flight_ = false;
+  return added;
+}
+
+size_t NodeTable::MergePeersLocked(const wire::PeersReply& reply) {
+  size_t added = 0;
+  peer_view_ = reply.peers;
+  for (const wire::PeerEntry& p : reply.peers) {
+    if (p.node_id == 0 || p.endpoint.empty()) continue;
+    bool known = false;
+    for (const Entry& e : entries_) {
+      // A known id at a new endpoint (a restart on another port) gets an
+      // entry of its own; Find() prefers whichever is up.
+      known = known || e.info.endpoint == p.endpoint;
+    }
+    if (known) continue;
+    Entry e;
+    e.info.endpoint = p.endpoint;
+    e.info.id = p.node_id;
+    e.info.zone = p.zone;
+    entries_.push_back(std::move(e));
+    ++added;
+  }
+  return added;
+}
+
 void NodeTable::RefreshDownAsync() {
   const auto now = Clock::now();
   std::vector<size_t> to_ping;
+  std::string discover_at;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < entries_.size(); ++i) {
@@ -54,8 +132,37 @@ void NodeTable::RefreshDownAsync() {
       MarkPingLocked(i);
       to_ping.push_back(i);
     }
+    // Now and then, learn of nodes that joined since.
+    if (!discovery_in_flight_ && now - last_discovery_ > kDiscoveryInterval) {
+      for (const Entry& e : entries_) {
+        if (e.info.up) {
+          discover_at = e.info.endpoint;
+          break;
+        }
+      }
+      if (!discover_at.empty()) {
+        discovery_in_flight_ = true;
+        last_discovery_ = now;
+      }
+    }
   }
   for (size_t i : to_ping) SendPing(i, nullptr);
+  if (discover_at.empty()) return;
+  rpc_->Send(discover_at, wire::PeersRequest{}, Payload{}, Clock::now() + ping_timeout_,
+             [this](Result<RpcReply> r) {
+               wire::PeersReply reply;
+               Status st = r.ok() ? ParseReply(*r, &reply) : r.status();
+               std::lock_guard<std::mutex> lock(mu_);
+               discovery_in_flight_ = false;
+               // New entries are down with no ping yet: the next
+               // RefreshDownAsync pings them.
+               if (st.ok()) MergePeersLocked(reply);
+             });
+}
+
+std::vector<wire::PeerEntry> NodeTable::PeerView() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peer_view_;
 }
 
 void NodeTable::MarkPingLocked(size_t i) {

@@ -1,5 +1,8 @@
-// NodeTable: the nodes a client knows, learned by PINGing the endpoints of
-// its config (issue 4 adds peer tables learned from the nodes themselves).
+// NodeTable: the nodes a client knows: the endpoints of its config, plus
+// every node those nodes know of (PEERS, PROTOCOL.md §4.10), so a client
+// needs only one reachable bootstrap endpoint. Refresh() pings, then asks
+// one node that answered for its peer table and pings the nodes new to us;
+// RefreshDownAsync() repeats the discovery now and then in the background.
 //
 // Each endpoint answers a PING with its node id, zone, capacity and free
 // space. A node is up while it answers; a request that times out or cannot
@@ -39,8 +42,13 @@ class NodeTable {
   NodeTable& operator=(const NodeTable&) = delete;
 
   // Pings every endpoint in parallel and waits for the answers (at most the
-  // ping timeout). Returns how many nodes are up.
+  // ping timeout), then learns the peers of one node that answered and
+  // pings the new ones. Returns how many nodes are up.
   size_t Refresh();
+
+  // The peer table of the first node that answered the last discovery
+  // (its own entry first; the states are its view). Empty if none did.
+  std::vector<wire::PeerEntry> PeerView() const;
 
   // Pings, without waiting, every down endpoint whose last ping is older than
   // the retry interval. Cheap when everything is up.
@@ -73,6 +81,13 @@ class NodeTable {
   // REQUIRES: mu_ not held; MarkPingLocked(i) done.
   void SendPing(size_t i, std::shared_ptr<Round> round);
   void OnPing(size_t i, Result<RpcReply> r);
+  // Asks up nodes (in order, until one answers) for their peer table and
+  // adds the nodes we did not know. Returns how many were added.
+  // REQUIRES: mu_ not held; not on the I/O thread.
+  size_t Discover();
+  size_t PingRound(std::vector<size_t> which);
+  // REQUIRES: mu_ held. Adds the nodes of `reply` we did not know.
+  size_t MergePeersLocked(const wire::PeersReply& reply);
 
   // Fixed after construction.
   RpcClient* const rpc_;
@@ -83,6 +98,9 @@ class NodeTable {
   std::condition_variable cv_;
   // Guarded by mu_.
   std::vector<Entry> entries_;
+  std::vector<wire::PeerEntry> peer_view_;
+  Clock::time_point last_discovery_{};
+  bool discovery_in_flight_ = false;
 };
 
 }  // namespace shardfs

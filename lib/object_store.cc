@@ -202,7 +202,7 @@ Result<std::string> PutObject(ClusterClient& client, int fd, ObjectStats* stats)
 }
 
 Status GetObject(ClusterClient& client, std::string_view id, int out_fd, int prefetch,
-                 ObjectStats* stats) {
+                 ObjectStats* stats, const ObjectProgress& progress) {
   ASSIGN_OR_RETURN(StripeId stripe, ParseObjectId(id));
   auto root_loc = FindLocator(client, stripe);
   if (!root_loc.ok()) {
@@ -240,9 +240,33 @@ Status GetObject(ClusterClient& client, std::string_view id, int out_fd, int pre
     }
     RETURN_IF_ERROR(WriteFull(out_fd, data->data(), data->size()));
     written += data->size();
+    if (progress) progress(written, root.file_size);
   }
   if (stats) *stats = ObjectStats{written, segments.size()};
   return Status::OK();
+}
+
+Result<std::vector<Locator>> ObjectStripes(ClusterClient& client, std::string_view id) {
+  ASSIGN_OR_RETURN(StripeId stripe, ParseObjectId(id));
+  ASSIGN_OR_RETURN(Locator root_loc, FindLocator(client, stripe));
+  ASSIGN_OR_RETURN(std::vector<uint8_t> root_bytes, client.ReadSegment(root_loc));
+  ObjectManifest root;
+  RETURN_IF_ERROR(DecodeManifest(root_bytes, &root));
+  std::vector<Locator> all{root_loc};
+  std::vector<Locator> current = root.entries;
+  for (int level = root.level; level > 0; --level) {
+    std::vector<Locator> next;
+    for (const Locator& l : current) {
+      ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, client.ReadSegment(l));
+      ObjectManifest m;
+      RETURN_IF_ERROR(DecodeManifest(bytes, &m));
+      for (Locator& e : m.entries) next.push_back(std::move(e));
+      all.push_back(l);
+    }
+    current = std::move(next);
+  }
+  all.insert(all.end(), current.begin(), current.end());
+  return all;
 }
 
 Status DeleteObject(ClusterClient& client, std::string_view id) {

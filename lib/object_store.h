@@ -17,8 +17,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lib/cluster_client.h"
 #include "lib/ids.h"
@@ -35,15 +37,23 @@ struct ObjectStats {
 // On failure, the segments already stored are deleted (best effort).
 Result<std::string> PutObject(ClusterClient& client, int fd, ObjectStats* stats = nullptr);
 
+// Called after each segment is written: bytes written so far, object size.
+using ObjectProgress = std::function<void(uint64_t done, uint64_t total)>;
+
 // Writes the object's bytes to `out_fd` from its current offset.
 // InvalidArgument for a malformed id, NotFound for an unknown object,
 // AuthFailed for a wrong key or tampered data, Unavailable when too few
 // shards can be fetched. `prefetch`: segments fetched ahead (>= 1).
+// `progress`, if set, runs on the calling thread.
 Status GetObject(ClusterClient& client, std::string_view id, int out_fd, int prefetch = 4,
-                 ObjectStats* stats = nullptr);
+                 ObjectStats* stats = nullptr, const ObjectProgress& progress = {});
 
 // Deletes the object's segments and manifest (NotFound counts as gone).
 Status DeleteObject(ClusterClient& client, std::string_view id);
+
+// Every stripe the object uses: its root manifest, inner manifests and data
+// segments (for fsck: which shards on the nodes are referenced).
+Result<std::vector<Locator>> ObjectStripes(ClusterClient& client, std::string_view id);
 
 // The manifest stripe id in an object id, or InvalidArgument.
 Result<StripeId> ParseObjectId(std::string_view id);

@@ -17,6 +17,50 @@ struct Holder {
 
 }  // namespace
 
+Result<Locator> AskHoldersForNewest(RpcClient& rpc, NodeTable& nodes, const Locator& cached,
+                                   std::chrono::milliseconds timeout) {
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+    Locator best;
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->best = cached;
+  std::vector<std::string> endpoints;
+  for (const ShardLocation& s : cached.shards) {
+    auto n = nodes.Find(s.node);
+    if (!n || !n->up) continue;
+    if (std::find(endpoints.begin(), endpoints.end(), n->endpoint) == endpoints.end()) {
+      endpoints.push_back(n->endpoint);
+    }
+  }
+  if (endpoints.empty()) {
+    return Status::Unavailable("no holder of stripe " + cached.stripe.Hex() + " is up");
+  }
+  shared->left = endpoints.size();
+  wire::SyncLocatorRequest req;
+  req.stripe = cached.stripe;
+  const auto deadline = Clock::now() + timeout;
+  for (const std::string& ep : endpoints) {
+    rpc.Send(ep, req, Payload{}, deadline, [shared, stripe = cached.stripe](Result<RpcReply> r) {
+      wire::SyncLocatorReply reply;
+      Status st = r.ok() ? ParseReply(*r, &reply) : r.status();
+      std::lock_guard<std::mutex> lock(shared->mu);
+      // Not trusted for integrity: the segment's GCM tag checks what is read.
+      if (st.ok() && reply.has_locator && reply.locator.stripe == stripe &&
+          reply.locator.k == shared->best.k && reply.locator.m == shared->best.m &&
+          LocatorNewer(reply.locator, shared->best)) {
+        shared->best = reply.locator;
+      }
+      if (--shared->left == 0) shared->cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(shared->mu);
+  shared->cv.wait(lock, [&] { return shared->left == 0; });
+  return shared->best;
+}
+
 Result<Locator> LookupStripe(RpcClient& rpc, NodeTable& nodes, const StripeId& stripe,
                              std::chrono::milliseconds timeout) {
   std::vector<NodeInfo> up;

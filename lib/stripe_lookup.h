@@ -27,6 +27,13 @@
 
 namespace shardfs {
 
+// The newest locator the holders named by `cached` know (SYNC_LOCATOR
+// without an offer, PROTOCOL.md §4.11, to each of them in parallel):
+// `cached` itself when no holder knows a newer one. For a client whose
+// stored locator stopped working after a repair moved shards.
+Result<Locator> AskHoldersForNewest(RpcClient& rpc, NodeTable& nodes, const Locator& cached,
+                                   std::chrono::milliseconds timeout);
+
 // NotFound when no reachable node holds a shard of the stripe.
 Result<Locator> LookupStripe(RpcClient& rpc, NodeTable& nodes, const StripeId& stripe,
                              std::chrono::milliseconds timeout);

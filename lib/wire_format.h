@@ -28,6 +28,9 @@ inline constexpr size_t kMaxStringField = 4096;
 inline constexpr uint32_t kMaxListLimit = 2000;
 // Erasure code bounds (k >= 1, m >= 0, k + m <= kMaxShards).
 inline constexpr int kMaxShards = 64;
+// PROTOCOL.md §4.10: entries in one PEERS message. A sender also stops
+// adding entries before the header frame would pass kMaxHeaderFrameSize.
+inline constexpr uint32_t kMaxPeerEntries = 1024;
 
 // PROTOCOL.md §3.1: flags byte.
 inline constexpr uint8_t kFlagReply = 0x01;
@@ -39,6 +42,10 @@ enum class Command : uint8_t {
   kDeleteShard = 4,
   kStatShard = 5,
   kListShards = 6,
+  kPeers = 7,        // PROTOCOL.md §4.10: peer table exchange (membership)
+  kSyncLocator = 8,  // PROTOCOL.md §4.11: newest locator of a stripe, both ways
+  kNodeStats = 9,    // PROTOCOL.md §4.12: repair and scrub counters
+  kListHoldings = 10,  // PROTOCOL.md §4.13: LIST_SHARDS with health per shard
 };
 
 // PROTOCOL.md §5: status codes carried by replies (never raw errno values).

@@ -42,8 +42,19 @@ constexpr uint8_t kListHasStripe = 0x01;
 constexpr uint8_t kListHasCursor = 0x02;
 constexpr uint8_t kListKnownFlags = kListHasStripe | kListHasCursor;
 
-// §4.6: stripe(16) index(1) size(8) locator_version(4).
-constexpr uint16_t kListEntrySize = 16 + 1 + 8 + 4;
+// §4.6: stripe(16) index(1) size(8) locator_version(4); entry version 2
+// appends k(1) m(1) flags(1).
+constexpr uint16_t kListEntrySizeV1 = 16 + 1 + 8 + 4;
+constexpr uint16_t kListEntrySize = kListEntrySizeV1 + 3;
+constexpr uint8_t kListEntryCorrupt = 0x01;
+constexpr uint8_t kListEntryNamed = 0x02;
+
+// §4.10: the fixed part of a peer entry: node(8) state(1) incarnation(8)
+// last_seen(8) endpoint(4+) zone(4+) capacity used free shards (4 x 8).
+constexpr size_t kPeerEntryMinSize = 8 + 1 + 8 + 8 + 4 + 4 + 4 * 8;
+constexpr uint8_t kPeersFromNode = 0x01;
+// §4.11 flags.
+constexpr uint8_t kSyncHasLocator = 0x01;
 
 Status Malformed(std::string msg) { return Status(Code::kCorruption, std::move(msg), EPROTO); }
 Status Unsupported(std::string msg) {
@@ -58,13 +69,17 @@ const char* CommandName(Command c) {
     case Command::kDeleteShard: return "DELETE_SHARD";
     case Command::kStatShard: return "STAT_SHARD";
     case Command::kListShards: return "LIST_SHARDS";
+    case Command::kPeers: return "PEERS";
+    case Command::kSyncLocator: return "SYNC_LOCATOR";
+    case Command::kNodeStats: return "NODE_STATS";
+    case Command::kListHoldings: return "LIST_HOLDINGS";
   }
   return "?";
 }
 
 bool IsKnownCommand(uint8_t c) {
   return c >= static_cast<uint8_t>(Command::kPing) &&
-         c <= static_cast<uint8_t>(Command::kListShards);
+         c <= static_cast<uint8_t>(Command::kListHoldings);
 }
 
 void PutStripe(std::string* out, const StripeId& id) {
@@ -417,41 +432,253 @@ Status DecodeBody(std::string_view body, ListShardsRequest* msg) {
   });
 }
 
-void EncodeBody(const ListShardsReply& m, std::string* out) {
+namespace {
+
+// §4.6 and §4.13: one listing; LIST_HOLDINGS entries carry three more bytes.
+void EncodeListing(const ListShardsReply& m, bool holdings, std::string* out) {
+  const uint16_t entry_size = holdings ? kListEntrySize : kListEntrySizeV1;
   PutBool(out, m.more);
   PutU32(out, static_cast<uint32_t>(m.entries.size()));
-  PutU16(out, kListEntrySize);
-  out->reserve(out->size() + m.entries.size() * kListEntrySize);
+  PutU16(out, entry_size);
+  out->reserve(out->size() + m.entries.size() * entry_size);
   for (const ListEntry& e : m.entries) {
     PutStripe(out, e.stripe);
     PutU8(out, e.index);
     PutU64(out, e.size);
     PutU32(out, e.locator_version);
+    if (!holdings) continue;
+    PutU8(out, e.k);
+    PutU8(out, e.m);
+    PutU8(out, (e.corrupt ? kListEntryCorrupt : 0) | (e.named ? kListEntryNamed : 0));
   }
 }
-Status DecodeBody(std::string_view body, ListShardsReply* msg) {
-  return DecodeInto(body, "LIST_SHARDS reply", msg, [](FieldReader& r, ListShardsReply& m) {
-    uint32_t count = 0;
-    uint16_t entry_size = 0;
-    r.Bool(&m.more, "more");
-    r.U32(&count, "count");
-    r.U16(&entry_size, "entry_size");
-    r.Check(count <= kMaxListLimit, "count", "{} entries over the {} limit", count, kMaxListLimit);
-    r.Check(entry_size >= kListEntrySize, "entry_size", "{} bytes, less than {}", entry_size,
-            kListEntrySize);
-    // Bound the allocation by the bytes actually present, so a forged count
-    // costs nothing.
-    r.Check(uint64_t{count} * entry_size <= r.remaining(), "entries",
-            "{} entries of {} bytes but {} bytes left", count, entry_size, r.remaining());
-    if (!r.ok()) return;
-    m.entries.resize(count);
-    for (ListEntry& e : m.entries) {
-      r.Stripe(&e.stripe, "entry.stripe");
-      r.Index(&e.index, "entry.index");
-      r.ShardBytes(&e.size, "entry.size");
-      r.U32(&e.locator_version, "entry.locator_version");
-      r.Skip(entry_size - kListEntrySize, "entry");  // fields from newer versions (§7)
+
+void DecodeListing(FieldReader& r, bool holdings, ListShardsReply& m) {
+  const uint16_t min_size = holdings ? kListEntrySize : kListEntrySizeV1;
+  uint32_t count = 0;
+  uint16_t entry_size = 0;
+  r.Bool(&m.more, "more");
+  r.U32(&count, "count");
+  r.U16(&entry_size, "entry_size");
+  r.Check(count <= kMaxListLimit, "count", "{} entries over the {} limit", count, kMaxListLimit);
+  r.Check(entry_size >= min_size, "entry_size", "{} bytes, less than {}", entry_size, min_size);
+  // Bound the allocation by the bytes actually present, so a forged count
+  // costs nothing.
+  r.Check(uint64_t{count} * entry_size <= r.remaining(), "entries",
+          "{} entries of {} bytes but {} bytes left", count, entry_size, r.remaining());
+  if (!r.ok()) return;
+  m.entries.resize(count);
+  for (ListEntry& e : m.entries) {
+    r.Stripe(&e.stripe, "entry.stripe");
+    r.Index(&e.index, "entry.index");
+    r.ShardBytes(&e.size, "entry.size");
+    r.U32(&e.locator_version, "entry.locator_version");
+    if (holdings) {
+      uint8_t flags = 0;
+      r.U8(&e.k, "entry.k");
+      r.U8(&e.m, "entry.m");
+      r.U8(&flags, "entry.flags");
+      e.corrupt = (flags & kListEntryCorrupt) != 0;
+      e.named = (flags & kListEntryNamed) != 0;
     }
+    r.Skip(entry_size - min_size, "entry");  // fields from newer versions (§7)
+  }
+}
+
+}  // namespace
+
+void EncodeBody(const ListShardsReply& m, std::string* out) { EncodeListing(m, false, out); }
+Status DecodeBody(std::string_view body, ListShardsReply* msg) {
+  return DecodeInto(body, "LIST_SHARDS reply", msg,
+                    [](FieldReader& r, ListShardsReply& m) { DecodeListing(r, false, m); });
+}
+
+// §4.13 LIST_HOLDINGS: the request is LIST_SHARDS's.
+void EncodeBody(const ListHoldingsRequest& m, std::string* out) {
+  EncodeBody(static_cast<const ListShardsRequest&>(m), out);
+}
+Status DecodeBody(std::string_view body, ListHoldingsRequest* msg) {
+  ListShardsRequest base;
+  RETURN_IF_ERROR(DecodeBody(body, &base));
+  static_cast<ListShardsRequest&>(*msg) = base;
+  return Status::OK();
+}
+void EncodeBody(const ListHoldingsReply& m, std::string* out) { EncodeListing(m, true, out); }
+Status DecodeBody(std::string_view body, ListHoldingsReply* msg) {
+  return DecodeInto(body, "LIST_HOLDINGS reply", msg, [](FieldReader& r, ListHoldingsReply& m) {
+    DecodeListing(r, true, m);
+  });
+}
+
+// §4.12 NODE_STATS
+void EncodeBody(const NodeStatsRequest&, std::string*) {}
+Status DecodeBody(std::string_view body, NodeStatsRequest* msg) {
+  return DecodeInto(body, "NODE_STATS request", msg, [](FieldReader&, NodeStatsRequest&) {});
+}
+void EncodeBody(const NodeStats& st, std::string* out) {
+  for (uint64_t v : {st.repair_queued, st.repair_active, st.repaired_shards, st.repaired_bytes,
+                     st.repair_failures, st.scrubbed_shards, st.corrupt_found,
+                     st.orphans_collected, st.stripes_lost, st.audits}) {
+    PutU64(out, v);
+  }
+}
+Status DecodeBody(std::string_view body, NodeStats* msg) {
+  return DecodeInto(body, "NODE_STATS reply", msg, [](FieldReader& r, NodeStats& st) {
+    for (uint64_t* v : {&st.repair_queued, &st.repair_active, &st.repaired_shards,
+                        &st.repaired_bytes, &st.repair_failures, &st.scrubbed_shards,
+                        &st.corrupt_found, &st.orphans_collected, &st.stripes_lost, &st.audits}) {
+      r.U64(v, "stats");
+    }
+  });
+}
+
+// §4.10 PEERS
+namespace {
+
+void EncodePeerEntry(const PeerEntry& e, std::string* out) {
+  std::string f;
+  PutU64(&f, e.node_id);
+  PutU8(&f, static_cast<uint8_t>(e.state));
+  PutU64(&f, e.incarnation);
+  PutU64(&f, e.last_seen_ms_ago);
+  PutLengthPrefixed(&f, e.endpoint);
+  PutLengthPrefixed(&f, e.zone);
+  PutU64(&f, e.capacity_bytes);
+  PutU64(&f, e.used_bytes);
+  PutU64(&f, e.free_bytes);
+  PutU64(&f, e.shard_count);
+  PutU16(out, static_cast<uint16_t>(f.size()));
+  out->append(f);
+}
+
+// Entries up to the frame budget: a sender never exceeds
+// kMaxHeaderFrameSize, it sends fewer peers instead (§4.10).
+void EncodePeerList(const std::vector<PeerEntry>& peers, std::string* out) {
+  constexpr size_t kBudget = kMaxHeaderFrameSize - 256;
+  std::string entries;
+  uint32_t count = 0;
+  for (const PeerEntry& e : peers) {
+    if (count == kMaxPeerEntries) break;
+    std::string one;
+    EncodePeerEntry(e, &one);
+    if (out->size() + 4 + entries.size() + one.size() > kBudget) break;
+    entries += one;
+    ++count;
+  }
+  PutU32(out, count);
+  out->append(entries);
+}
+
+void DecodePeerList(FieldReader& r, std::vector<PeerEntry>* peers) {
+  uint32_t count = 0;
+  r.U32(&count, "count");
+  r.Check(count <= kMaxPeerEntries, "count", "{} peers over the {} limit", count,
+          kMaxPeerEntries);
+  r.Check(uint64_t{count} * (2 + kPeerEntryMinSize) <= r.remaining(), "peers",
+          "{} peers cannot fit in {} bytes", count, r.remaining());
+  if (!r.ok()) return;
+  peers->resize(count);
+  for (PeerEntry& e : *peers) {
+    uint16_t size = 0;
+    r.U16(&size, "peer.size");
+    r.Check(size >= kPeerEntryMinSize && size <= r.remaining(), "peer.size",
+            "entry of {} bytes ({} left)", size, r.remaining());
+    if (!r.ok()) return;
+    const size_t end_left = r.remaining() - size;
+    uint8_t state = 0;
+    r.U64(&e.node_id, "peer.node_id");
+    r.U8(&state, "peer.state");
+    r.Check(state <= static_cast<uint8_t>(PeerState::kLeft), "peer.state", "unknown state {}",
+            state);
+    e.state = static_cast<PeerState>(state);
+    r.U64(&e.incarnation, "peer.incarnation");
+    r.U64(&e.last_seen_ms_ago, "peer.last_seen_ms_ago");
+    r.String(&e.endpoint, "peer.endpoint");
+    r.String(&e.zone, "peer.zone");
+    r.U64(&e.capacity_bytes, "peer.capacity_bytes");
+    r.U64(&e.used_bytes, "peer.used_bytes");
+    r.U64(&e.free_bytes, "peer.free_bytes");
+    r.U64(&e.shard_count, "peer.shard_count");
+    // The strings must stay inside the entry's own length.
+    r.Check(r.remaining() >= end_left, "peer", "fields run past the entry's {} bytes", size);
+    if (!r.ok()) return;
+    r.Skip(r.remaining() - end_left, "peer");  // appended fields (§7)
+  }
+}
+
+}  // namespace
+
+const char* PeerStateName(PeerState s) {
+  switch (s) {
+    case PeerState::kUp: return "up";
+    case PeerState::kSuspect: return "suspect";
+    case PeerState::kDown: return "down";
+    case PeerState::kLeft: return "left";
+  }
+  return "?";
+}
+
+void EncodeBody(const PeersRequest& m, std::string* out) {
+  PutU8(out, m.from_node ? kPeersFromNode : 0);
+  EncodePeerList(m.peers, out);
+}
+Status DecodeBody(std::string_view body, PeersRequest* msg) {
+  return DecodeInto(body, "PEERS request", msg, [](FieldReader& r, PeersRequest& m) {
+    uint8_t flags = 0;
+    r.U8(&flags, "flags");
+    m.from_node = (flags & kPeersFromNode) != 0;  // other bits: ignored (§4.10)
+    DecodePeerList(r, &m.peers);
+    r.Check(!m.from_node || !m.peers.empty(), "peers", "from a node but without its own entry");
+  });
+}
+
+void EncodeBody(const PeersReply& m, std::string* out) { EncodePeerList(m.peers, out); }
+Status DecodeBody(std::string_view body, PeersReply* msg) {
+  return DecodeInto(body, "PEERS reply", msg, [](FieldReader& r, PeersReply& m) {
+    DecodePeerList(r, &m.peers);
+    r.Check(!m.peers.empty(), "peers", "no entry for the answering node");
+  });
+}
+
+// §4.11 SYNC_LOCATOR
+void EncodeBody(const SyncLocatorRequest& m, std::string* out) {
+  PutStripe(out, m.stripe);
+  PutU8(out, m.has_locator ? kSyncHasLocator : 0);
+  if (m.has_locator) EncodeLocator(m.locator, out);
+}
+Status DecodeBody(std::string_view body, SyncLocatorRequest* msg) {
+  return DecodeInto(body, "SYNC_LOCATOR request", msg,
+                    [](FieldReader& r, SyncLocatorRequest& m) {
+                      uint8_t flags = 0;
+                      r.Stripe(&m.stripe, "stripe");
+                      r.U8(&flags, "flags");
+                      r.Check((flags & ~kSyncHasLocator) == 0, "flags", "unknown bits 0x{:02x}",
+                              flags & ~kSyncHasLocator);
+                      m.has_locator = (flags & kSyncHasLocator) != 0;
+                      if (m.has_locator) {
+                        r.Loc(&m.locator, "locator");
+                        r.Check(m.locator.stripe == m.stripe, "locator",
+                                "stripe differs from the request's");
+                      }
+                    });
+}
+
+void EncodeBody(const SyncLocatorReply& m, std::string* out) {
+  PutU8(out, m.has_locator ? kSyncHasLocator : 0);
+  if (m.has_locator) EncodeLocator(m.locator, out);
+  PutU64(out, m.held_ok);
+  PutU64(out, m.held_corrupt);
+}
+Status DecodeBody(std::string_view body, SyncLocatorReply* msg) {
+  return DecodeInto(body, "SYNC_LOCATOR reply", msg, [](FieldReader& r, SyncLocatorReply& m) {
+    uint8_t flags = 0;
+    r.U8(&flags, "flags");
+    r.Check((flags & ~kSyncHasLocator) == 0, "flags", "unknown bits 0x{:02x}",
+            flags & ~kSyncHasLocator);
+    m.has_locator = (flags & kSyncHasLocator) != 0;
+    if (m.has_locator) r.Loc(&m.locator, "locator");
+    r.U64(&m.held_ok, "held_ok");
+    r.U64(&m.held_corrupt, "held_corrupt");
   });
 }
 

@@ -58,6 +58,8 @@ const std::vector<std::string>& Catalog::Migrations() {
       "  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1)),"
       "  PRIMARY KEY (stripe, idx)"
       ") WITHOUT ROWID;",
+      // 2: the scrubber visits the least recently verified shards first.
+      "CREATE INDEX shards_by_verified ON shards (last_verified_ms);",
   };
   return kMigrations;
 }
@@ -135,13 +137,13 @@ Result<std::vector<CatalogEntry>> Catalog::List(const std::optional<StripeId>& s
   // order as StripeId's operator<=> over its bytes.
   Stmt* st = nullptr;
   if (stripe) {
-    ASSIGN_OR_RETURN(st, db_->Cached("SELECT stripe, idx, size, locator_version FROM shards "
-                                     "WHERE stripe = ?1 AND (?2 IS NULL OR (stripe, idx) > "
+    ASSIGN_OR_RETURN(st, db_->Cached("SELECT stripe, idx, size, locator_version, locator, state "
+                                     "FROM shards WHERE stripe = ?1 AND (?2 IS NULL OR (stripe, idx) > "
                                      "(?2, ?3)) ORDER BY stripe, idx LIMIT ?4"));
     st->BindBlob(1, StripeBlob(*stripe));
   } else {
-    ASSIGN_OR_RETURN(st, db_->Cached("SELECT stripe, idx, size, locator_version FROM shards "
-                                     "WHERE (?2 IS NULL OR (stripe, idx) > (?2, ?3)) "
+    ASSIGN_OR_RETURN(st, db_->Cached("SELECT stripe, idx, size, locator_version, locator, state "
+                                     "FROM shards WHERE (?2 IS NULL OR (stripe, idx) > (?2, ?3)) "
                                      "ORDER BY stripe, idx LIMIT ?4"));
   }
   if (after) {
@@ -161,6 +163,15 @@ Result<std::vector<CatalogEntry>> Catalog::List(const std::optional<StripeId>& s
     e.key.index = static_cast<ShardIndex>(st->ColumnInt(1));
     e.size = static_cast<uint64_t>(st->ColumnInt(2));
     e.locator_version = static_cast<uint32_t>(st->ColumnInt(3));
+    std::vector<uint8_t> blob = st->ColumnBlob(4);
+    Reader rd(blob.data(), blob.size());
+    Locator loc;
+    if (DecodeLocator(&rd, &loc)) {
+      e.k = loc.k;
+      e.m = loc.m;
+      if (e.key.index < loc.shards.size()) e.named_node = loc.shards[e.key.index].node;
+    }
+    e.state = st->ColumnInt(5) == 1 ? ShardState::kCorrupt : ShardState::kOk;
     out.push_back(e);
   }
   return out;
@@ -176,6 +187,103 @@ Result<std::vector<CatalogEntry>> Catalog::AllEntries() {
     all.insert(all.end(), page.begin(), page.end());
   }
   return all;
+}
+
+Result<std::vector<ShardRecord>> Catalog::StripeRows(const StripeId& stripe) {
+  ASSIGN_OR_RETURN(Stmt * st, db_->Cached(std::string("SELECT ") + kRowColumns +
+                                          " FROM shards WHERE stripe = ?1 ORDER BY idx"));
+  st->BindBlob(1, StripeBlob(stripe));
+  std::vector<ShardRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) break;
+    auto r = RowToRecord(*st);
+    if (!r.ok()) {
+      st->Reset();
+      return r.status();
+    }
+    out.push_back(std::move(*r));
+  }
+  return out;
+}
+
+Result<std::vector<StripeId>> Catalog::Stripes(const std::optional<StripeId>& after,
+                                               uint32_t limit) {
+  ASSIGN_OR_RETURN(Stmt * st, db_->Cached("SELECT DISTINCT stripe FROM shards WHERE "
+                                          "(?1 IS NULL OR stripe > ?1) ORDER BY stripe LIMIT ?2"));
+  if (after) {
+    st->BindBlob(1, StripeBlob(*after));
+  } else {
+    st->BindNull(1);
+  }
+  st->Bind(2, int64_t{limit});
+  std::vector<StripeId> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) break;
+    std::vector<uint8_t> b = st->ColumnBlob(0);
+    StripeId id;
+    if (b.size() != id.bytes.size()) {
+      st->Reset();
+      return Status::Corruption("catalog: bad stripe");
+    }
+    std::memcpy(id.bytes.data(), b.data(), b.size());
+    out.push_back(id);
+  }
+  return out;
+}
+
+Status Catalog::AdoptLocator(const Locator& loc, bool* changed) {
+  *changed = false;
+  // The read and the update share one write transaction, so two workers
+  // adopting different locators at once cannot lose the newer one.
+  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(std::vector<ShardRecord> rows, StripeRows(loc.stripe));
+  std::string enc;
+  EncodeLocator(loc, &enc);
+  for (const ShardRecord& r : rows) {
+    if (!LocatorNewer(loc, r.locator)) continue;
+    ASSIGN_OR_RETURN(Stmt * st, db_->Cached("UPDATE shards SET locator = ?3, locator_version = ?4 "
+                                            "WHERE stripe = ?1 AND idx = ?2"));
+    st->BindBlob(1, StripeBlob(r.key.stripe))
+        .Bind(2, int64_t{r.key.index})
+        .BindBlob(3, {reinterpret_cast<const uint8_t*>(enc.data()), enc.size()})
+        .Bind(4, int64_t{loc.version});
+    RETURN_IF_ERROR(st->Run().With("updating the locator of " + r.key.ToString()));
+    *changed = true;
+  }
+  return txn->Commit();
+}
+
+Status Catalog::SetVerified(const ShardKey& key, uint64_t ms) {
+  ASSIGN_OR_RETURN(Stmt * st, db_->Cached("UPDATE shards SET last_verified_ms = ?3 "
+                                          "WHERE stripe = ?1 AND idx = ?2"));
+  st->BindBlob(1, StripeBlob(key.stripe))
+      .Bind(2, int64_t{key.index})
+      .Bind(3, static_cast<int64_t>(ms));
+  return st->Run().With("marking shard " + key.ToString() + " verified");
+}
+
+Result<std::vector<ShardKey>> Catalog::LeastRecentlyVerified(uint64_t before_ms, uint32_t limit) {
+  ASSIGN_OR_RETURN(Stmt * st,
+                   db_->Cached("SELECT stripe, idx FROM shards WHERE state = 0 AND "
+                               "last_verified_ms < ?1 ORDER BY last_verified_ms LIMIT ?2"));
+  st->Bind(1, static_cast<int64_t>(before_ms)).Bind(2, int64_t{limit});
+  std::vector<ShardKey> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) break;
+    std::vector<uint8_t> b = st->ColumnBlob(0);
+    ShardKey k;
+    if (b.size() != k.stripe.bytes.size()) {
+      st->Reset();
+      return Status::Corruption("catalog: bad stripe");
+    }
+    std::memcpy(k.stripe.bytes.data(), b.data(), b.size());
+    k.index = static_cast<ShardIndex>(st->ColumnInt(1));
+    out.push_back(k);
+  }
+  return out;
 }
 
 Result<Catalog::Totals> Catalog::GetTotals() {

@@ -45,6 +45,10 @@ struct CatalogEntry {
   ShardKey key;
   uint64_t size = 0;
   uint32_t locator_version = 0;
+  uint8_t k = 0;  // of the row's locator
+  uint8_t m = 0;
+  NodeId named_node = 0;  // the node the row's locator names for this index
+  ShardState state = ShardState::kOk;
 };
 
 class Catalog {
@@ -76,6 +80,21 @@ class Catalog {
                                          const std::optional<ShardKey>& after, uint32_t limit);
   // Every key with its size, for startup reconciliation.
   Result<std::vector<CatalogEntry>> AllEntries();
+
+  // Every row of one stripe (a node may hold several of its shards), in
+  // index order. Empty when it holds none.
+  Result<std::vector<ShardRecord>> StripeRows(const StripeId& stripe);
+  // Up to `limit` distinct stripes after `after` (exclusive), in order.
+  Result<std::vector<StripeId>> Stripes(const std::optional<StripeId>& after, uint32_t limit);
+  // Stores `loc` in every row of its stripe whose locator it supersedes
+  // (LocatorNewer), in one transaction. *changed says whether any row
+  // changed. OK when the node holds nothing of the stripe.
+  Status AdoptLocator(const Locator& loc, bool* changed);
+  // Scrub: the payload was re-read and matched its CRC at `ms`.
+  Status SetVerified(const ShardKey& key, uint64_t ms);
+  // Up to `limit` shards in state ok last verified before `before_ms`,
+  // oldest first (migration 2's index).
+  Result<std::vector<ShardKey>> LeastRecentlyVerified(uint64_t before_ms, uint32_t limit);
 
   struct Totals {
     uint64_t count = 0;

@@ -34,6 +34,9 @@ class DataLayout {
   std::string ShardsDir() const { return root_ + "/shards"; }
   std::string TmpDir() const { return root_ + "/tmp"; }
   std::string QuarantineDir() const { return root_ + "/quarantine"; }
+  // Known peers (id and endpoint per line), so a restart finds the cluster
+  // even when its bootstrap peers are gone (STORAGE.md §1).
+  std::string PeersFile() const { return root_ + "/peers"; }
 
   // shards/<first 2 hex digits of the stripe>/
   std::string ShardDir(const StripeId& stripe) const;

@@ -2,22 +2,38 @@
 //
 // Startup order: flags and config (exit 2 when wrong), logging, signals
 // blocked in every thread, data dir + lock, identity, shard store
-// (reconciles), server bind, endpoint and pid files, then wait for
-// SIGTERM/SIGINT. Shutdown runs the same steps backwards. It stays in the
-// foreground: a service manager or `shardctl cluster start` supervises it.
+// (reconciles), server bind, membership, repairer, scrubber, endpoint and
+// pid files, then wait for SIGTERM/SIGINT (stop) or SIGUSR1 (graceful
+// exit: hand every shard off, then stop). Shutdown runs the same steps
+// backwards. It stays in the foreground: a service manager or `shardctl
+// cluster start` supervises it.
+//
+// `shardfs-node exit` asks the node running on a data dir for a graceful
+// exit (SIGUSR1 to the pid in DATA_DIR/lock) and waits until it is gone.
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <tuple>
+#include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lib/log.h"
+#include "lib/transport.h"
 #include "netnode/daemon_files.h"
 #include "netnode/identity.h"
 #include "netnode/layout.h"
+#include "netnode/membership.h"
 #include "netnode/node_config.h"
+#include "netnode/repairer.h"
+#include "netnode/scrubber.h"
 #include "netnode/server.h"
 #include "netnode/shard_store.h"
 
@@ -34,6 +50,11 @@ struct Flags {
   std::vector<std::string> peers;
   int workers = 0;
   bool foreground = false;
+  int heartbeat_ms = 0, repair_threshold = 0;
+  double down_after = 0, audit_interval = 0, scrub_interval = 0;
+  std::string repair_bandwidth, scrub_rate;
+  CLI::App* exit_cmd = nullptr;
+  int exit_timeout = 600;
 };
 
 // Parses flags into `flags`; returns an exit code when the program should
@@ -67,6 +88,34 @@ int ParseFlags(int argc, char** argv, Flags* flags, CLI::App* app) {
       ->type_name("FILE");
   app->add_flag("-f,--foreground", flags->foreground,
                 "Stay in the foreground (the default; accepted for scripts)");
+  app->add_option("--heartbeat-ms", flags->heartbeat_ms,
+                  "Milliseconds between heartbeats to each peer (default 1000)")
+      ->type_name("MS");
+  app->add_option("--down-after", flags->down_after,
+                  "Seconds a peer may be silent before its shards are rebuilt elsewhere "
+                  "(default 1800)")
+      ->type_name("SECONDS");
+  app->add_option("--repair-threshold", flags->repair_threshold,
+                  "Repair a stripe with fewer healthy shards than this, k..n (default 0: n)")
+      ->type_name("N");
+  app->add_option("--repair-bandwidth", flags->repair_bandwidth,
+                  "Shard bytes per second repair may move, e.g. 8M; 0 unlimited (default 8M)")
+      ->type_name("SIZE");
+  app->add_option("--audit-interval", flags->audit_interval,
+                  "Seconds between audits of every stripe held (default 60)")
+      ->type_name("SECONDS");
+  app->add_option("--scrub-rate", flags->scrub_rate,
+                  "Bytes per second the scrubber re-reads, e.g. 4M; 0 turns it off (default 4M)")
+      ->type_name("SIZE");
+  app->add_option("--scrub-interval", flags->scrub_interval,
+                  "Seconds before a shard is verified again (default 604800)")
+      ->type_name("SECONDS");
+  flags->exit_cmd = app->add_subcommand(
+      "exit", "Ask the node running on --data-dir to hand off its shards and stop; wait for it");
+  flags->exit_cmd->fallthrough();
+  flags->exit_cmd
+      ->add_option("--timeout", flags->exit_timeout, "Seconds to wait for the node (default 600)")
+      ->type_name("SECONDS");
   try {
     app->parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -93,8 +142,61 @@ Result<NodeConfig> BuildConfig(const Flags& f, const CLI::App& app) {
   if (app.count("--workers")) cfg.workers = f.workers;
   if (app.count("--log-level")) cfg.log_level = f.log_level;
   cfg.pid_file = f.pid_file;
+  if (app.count("--heartbeat-ms")) cfg.heartbeat_ms = f.heartbeat_ms;
+  if (app.count("--down-after")) cfg.down_after_s = f.down_after;
+  if (app.count("--repair-threshold")) cfg.repair_threshold = f.repair_threshold;
+  if (app.count("--audit-interval")) cfg.audit_interval_s = f.audit_interval;
+  if (app.count("--scrub-interval")) cfg.scrub_interval_s = f.scrub_interval;
+  for (auto [flag, text, out] : {std::tuple{"--repair-bandwidth", &f.repair_bandwidth,
+                                            &cfg.repair_bandwidth},
+                                 std::tuple{"--scrub-rate", &f.scrub_rate, &cfg.scrub_rate}}) {
+    if (!app.count(flag)) continue;
+    auto v = ParseByteSize(*text);
+    if (!v.ok()) return v.status().With(flag);
+    *out = *v;
+  }
   RETURN_IF_ERROR(FinishNodeConfig(&cfg));
   return cfg;
+}
+
+uint64_t WallMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// `shardfs-node exit`: SIGUSR1 to the node holding DATA_DIR/lock, then wait.
+int RunExit(const NodeConfig& cfg, int timeout_s) {
+  DataLayout layout(cfg.data_dir);
+  std::ifstream in(layout.LockFile());
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1) {
+    std::fprintf(stderr, "shardfs-node exit: no node pid in %s\n", layout.LockFile().c_str());
+    return kExitFailure;
+  }
+  // The lock file keeps the pid of a node that has stopped: check it runs.
+  auto lock = DataDirLock::Acquire(layout.LockFile());
+  if (lock.ok()) {
+    std::fprintf(stderr, "shardfs-node exit: no node is running on %s\n", cfg.data_dir.c_str());
+    return kExitFailure;
+  }
+  if (::kill(static_cast<pid_t>(pid), SIGUSR1) != 0) {
+    std::fprintf(stderr, "shardfs-node exit: signalling pid %ld: %s\n", pid, std::strerror(errno));
+    return kExitFailure;
+  }
+  std::printf("asked node pid %ld to hand off its shards and stop\n", pid);
+  std::fflush(stdout);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (DataDirLock::Acquire(layout.LockFile()).ok()) {
+      std::printf("node stopped\n");
+      return kExitOk;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::fprintf(stderr, "shardfs-node exit: node pid %ld still running after %d s\n", pid,
+               timeout_s);
+  return kExitFailure;
 }
 
 int Run(const NodeConfig& cfg) {
@@ -104,6 +206,7 @@ int Run(const NodeConfig& cfg) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -136,7 +239,7 @@ int Run(const NodeConfig& cfg) {
     return kExitFailure;
   }
 
-  NodeInfo info;
+  NodeSelf info;
   info.id = identity->id;
   info.zone = cfg.zone;
   info.public_key = identity->public_key;
@@ -144,15 +247,82 @@ int Run(const NodeConfig& cfg) {
   opts.listen = cfg.listen;
   opts.advertise = cfg.advertise;
   opts.workers = static_cast<size_t>(cfg.workers);
-  Server server(store->get(), info, opts);
+
+  // The hooks reach membership and repair, which need the bound endpoint
+  // and so start after the server; until then they are null.
+  std::atomic<Membership*> membership_ptr{nullptr};
+  std::atomic<Repairer*> repairer_ptr{nullptr};
+  NodeHooks hooks;
+  hooks.peers = [&membership_ptr](const wire::PeersRequest& req) {
+    Membership* m = membership_ptr.load();
+    return m ? m->OnPeers(req) : wire::PeersReply{};
+  };
+  hooks.stats = [&repairer_ptr] {
+    Repairer* r = repairer_ptr.load();
+    return r ? r->Stats() : wire::NodeStats{};
+  };
+  Server server(store->get(), info, opts, hooks);
   st = server.Start();
   if (!st.ok()) {
     LOG_ERROR("{}", st.message());
     return kExitFailure;
   }
 
+  auto rpc = RpcClient::Create();
+  if (!rpc.ok()) {
+    LOG_ERROR("{}", rpc.status().ToString());
+    server.Stop();
+    return kExitFailure;
+  }
+  MembershipOptions mo;
+  mo.self_id = info.id;
+  mo.self_endpoint = server.advertised_endpoint();
+  mo.zone = cfg.zone;
+  mo.incarnation = WallMs();
+  mo.bootstrap = cfg.peers;
+  mo.heartbeat = std::chrono::milliseconds(cfg.heartbeat_ms);
+  mo.suspect_after = std::chrono::milliseconds(cfg.heartbeat_ms * 7 / 2);
+  mo.down_after = std::chrono::milliseconds(static_cast<int64_t>(cfg.down_after_s * 1000));
+  mo.peers_file = layout.PeersFile();
+  ShardStore* store_raw = store->get();
+  mo.self_usage = [store_raw] {
+    StoreUsage u = store_raw->Usage();
+    wire::PeerEntry e;
+    e.capacity_bytes = u.capacity_bytes;
+    e.used_bytes = u.used_bytes;
+    e.free_bytes = u.free_bytes;
+    e.shard_count = u.shard_count;
+    return e;
+  };
+  Membership membership(rpc->get(), mo);
+
+  RepairOptions ro;
+  ro.self = info.id;
+  ro.threshold = cfg.repair_threshold;
+  ro.bandwidth = cfg.repair_bandwidth;
+  ro.audit_interval =
+      std::chrono::milliseconds(static_cast<int64_t>(cfg.audit_interval_s * 1000));
+  Repairer repairer(store_raw, &membership, rpc->get(), ro);
+  membership.SetOnChange([&repairer] { repairer.RequestPass(); });
+
+  ScrubOptions so2;
+  so2.rate = cfg.scrub_rate;
+  so2.interval = std::chrono::milliseconds(static_cast<int64_t>(cfg.scrub_interval_s * 1000));
+  so2.on_checked = [&repairer] { repairer.CountScrubbed(); };
+  so2.on_corrupt = [&repairer] {
+    repairer.CountCorrupt();
+    repairer.RequestPass();
+  };
+  Scrubber scrubber(store_raw, so2);
+
+  membership_ptr = &membership;
+  membership.Start();
+  st = repairer.Start();
+  repairer_ptr = &repairer;
+  if (st.ok()) st = scrubber.Start();
+
   int code = kExitOk;
-  st = WriteFileAtomic(layout.EndpointFile(), server.bound_endpoint() + "\n");
+  if (st.ok()) st = WriteFileAtomic(layout.EndpointFile(), server.bound_endpoint() + "\n");
   if (st.ok() && !cfg.pid_file.empty()) {
     st = WriteFileAtomic(cfg.pid_file, std::to_string(getpid()) + "\n");
   }
@@ -164,16 +334,34 @@ int Run(const NodeConfig& cfg) {
     LOG_INFO("node {} zone \"{}\" listening on {} (advertised {}), {} shards, {} of {} bytes used",
              NodeIdHex(info.id), cfg.zone, server.bound_endpoint(), server.advertised_endpoint(),
              u.shard_count, u.used_bytes, u.capacity_bytes);
-    if (!cfg.peers.empty()) {
-      LOG_INFO("{} bootstrap peers configured (membership is not implemented yet)",
-               cfg.peers.size());
-    }
+    LOG_INFO("{} bootstrap peers; heartbeat {} ms, down after {} s, repair bandwidth {} B/s",
+             cfg.peers.size(), cfg.heartbeat_ms, cfg.down_after_s, cfg.repair_bandwidth);
     int sig = 0;
     sigwait(&sigs, &sig);
-    LOG_INFO("{} received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (sig == SIGUSR1) {
+      LOG_INFO("SIGUSR1 received: handing off every shard before stopping");
+      scrubber.Stop();
+      size_t left = repairer.HandOff();
+      membership.SetLeaving();
+      membership.AnnounceNow(std::chrono::seconds(3));
+      if (left == 0) {
+        LOG_INFO("graceful exit: every shard handed off");
+      } else {
+        LOG_WARN("graceful exit: {} shards could not be handed off; peers will rebuild them",
+                 left);
+      }
+    } else {
+      LOG_INFO("{} received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
   }
 
-  server.Stop();
+  scrubber.Stop();
+  repairer.Stop();
+  server.Stop();  // no hook runs after this
+  membership_ptr = nullptr;
+  repairer_ptr = nullptr;
+  membership.Stop();
+  (*rpc)->Shutdown();
   store->reset();
   unlink(layout.EndpointFile().c_str());
   if (!cfg.pid_file.empty()) unlink(cfg.pid_file.c_str());
@@ -199,6 +387,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shardfs-node: %s\n", cfg.status().message().c_str());
     return kExitUsage;
   }
+  if (flags.exit_cmd->parsed()) return RunExit(*cfg, flags.exit_timeout);
   LogLevel level = LogLevel::kInfo;
   (void)ParseLogLevel(cfg->log_level, &level);  // validated by FinishNodeConfig
   InitLogging("shardfs-node", level);

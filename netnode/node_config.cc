@@ -97,7 +97,10 @@ Status LoadNodeConfigFile(const std::string& path, NodeConfig* cfg) {
     return Status::InvalidArgument(path + ": no [node] section");
   }
   static const std::set<std::string, std::less<>> kKeys = {
-      "data_dir", "listen", "advertise", "zone", "capacity", "peers", "workers", "log_level"};
+      "data_dir",         "listen",           "advertise",      "zone",
+      "capacity",         "peers",            "workers",        "log_level",
+      "heartbeat_ms",     "down_after",       "repair_threshold", "repair_bandwidth",
+      "audit_interval",   "scrub_rate",       "scrub_interval"};
   for (auto& [key, value] : *node) {
     if (!kKeys.count(key.str())) return Bad(path, key.str(), "unknown key");
   }
@@ -133,6 +136,48 @@ Status LoadNodeConfigFile(const std::string& path, NodeConfig* cfg) {
       return Bad(path, "capacity", "expected bytes as an integer or a string like \"100G\"");
     }
   }
+  // Sizes: an integer or a string with a K/M/G/T suffix.
+  auto get_size = [&](std::string_view key, uint64_t* out) -> Status {
+    const toml::node* n = node->get(key);
+    if (n == nullptr) return Status::OK();
+    if (auto i = n->value_exact<int64_t>()) {
+      if (*i < 0) return Bad(path, key, "must not be negative");
+      *out = static_cast<uint64_t>(*i);
+    } else if (auto str = n->value_exact<std::string>()) {
+      auto v = ParseByteSize(*str);
+      if (!v.ok()) return Bad(path, key, v.status().message());
+      *out = *v;
+    } else {
+      return Bad(path, key, "expected bytes as an integer or a string like \"8M\"");
+    }
+    return Status::OK();
+  };
+  auto get_seconds = [&](std::string_view key, double* out) -> Status {
+    const toml::node* n = node->get(key);
+    if (n == nullptr) return Status::OK();
+    auto v = n->value<double>();
+    if (!v || !(n->is_integer() || n->is_floating_point())) {
+      return Bad(path, key, "expected a number of seconds");
+    }
+    *out = *v;
+    return Status::OK();
+  };
+  auto get_int = [&](std::string_view key, int* out) -> Status {
+    const toml::node* n = node->get(key);
+    if (n == nullptr) return Status::OK();
+    auto i = n->value_exact<int64_t>();
+    if (!i || *i < 0 || *i > 1 << 30) return Bad(path, key, "expected a non-negative integer");
+    *out = static_cast<int>(*i);
+    return Status::OK();
+  };
+  RETURN_IF_ERROR(get_int("heartbeat_ms", &cfg->heartbeat_ms));
+  RETURN_IF_ERROR(get_seconds("down_after", &cfg->down_after_s));
+  RETURN_IF_ERROR(get_int("repair_threshold", &cfg->repair_threshold));
+  RETURN_IF_ERROR(get_size("repair_bandwidth", &cfg->repair_bandwidth));
+  RETURN_IF_ERROR(get_seconds("audit_interval", &cfg->audit_interval_s));
+  RETURN_IF_ERROR(get_size("scrub_rate", &cfg->scrub_rate));
+  RETURN_IF_ERROR(get_seconds("scrub_interval", &cfg->scrub_interval_s));
+
   if (const toml::node* n = node->get("workers")) {
     auto i = n->value_exact<int64_t>();
     if (!i) return Bad(path, "workers", "expected an integer");
@@ -172,6 +217,22 @@ Status FinishNodeConfig(NodeConfig* cfg) {
     return bad("zone must be 1.." + std::to_string(wire::kMaxStringField) + " characters");
   }
   if (cfg->workers < 1 || cfg->workers > 64) return bad("workers must be 1..64");
+  if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 600000) {
+    return bad("heartbeat must be 10..600000 ms");
+  }
+  // Suspect comes after 3.5 heartbeats; down must come after suspect.
+  if (!(cfg->down_after_s * 1000 >= 4 * cfg->heartbeat_ms) || cfg->down_after_s > 1e8) {
+    return bad("down-after must be at least 4 heartbeats");
+  }
+  if (cfg->repair_threshold < 0 || cfg->repair_threshold > 64) {
+    return bad("repair threshold must be 0..64 (0: n)");
+  }
+  if (!(cfg->audit_interval_s >= 0.1) || cfg->audit_interval_s > 1e7) {
+    return bad("audit interval must be 0.1 s or more");
+  }
+  if (!(cfg->scrub_interval_s >= 0) || cfg->scrub_interval_s > 1e9) {
+    return bad("scrub interval must be 0 s or more");
+  }
   LogLevel level;
   if (!ParseLogLevel(cfg->log_level, &level)) {
     return bad("log level \"" + cfg->log_level + "\" is not debug, info, warning or error");

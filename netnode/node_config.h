@@ -7,9 +7,16 @@
 //   advertise = "tcp://host:7000"        # given to clients; default: bound
 //   zone = "default"                     # failure-zone label
 //   capacity = "500G"                    # bytes; K/M/G/T suffixes (1024)
-//   peers = ["tcp://10.0.0.2:7000"]      # bootstrap peers (stored, unused yet)
+//   peers = ["tcp://10.0.0.2:7000"]      # bootstrap peers (membership.h)
 //   workers = 2                          # disk worker threads
 //   log_level = "info"                   # debug, info, warning, error
+//   heartbeat_ms = 1000                  # PEERS to every peer this often
+//   down_after = 1800                    # s of silence before repair starts
+//   repair_threshold = 0                 # repair below this many shards; 0: n
+//   repair_bandwidth = "8M"              # bytes/s of repair traffic; 0: unlimited
+//   audit_interval = 60                  # s between audits of every stripe
+//   scrub_rate = "4M"                    # bytes/s re-read by the scrubber; 0: off
+//   scrub_interval = 604800              # s before a shard is re-verified
 //
 // Thread-safety: plain values and pure functions.
 #pragma once
@@ -33,6 +40,14 @@ struct NodeConfig {
   int workers = 2;
   std::string log_level = "info";
   std::string pid_file;  // flag only
+  // Membership, repair and scrub (membership.h, repairer.h, scrubber.h).
+  int heartbeat_ms = 1000;
+  double down_after_s = 1800;  // the grace period: home machines reboot
+  int repair_threshold = 0;    // 0: n (every missing shard is repaired)
+  uint64_t repair_bandwidth = 8 << 20;
+  double audit_interval_s = 60;
+  uint64_t scrub_rate = 4 << 20;
+  double scrub_interval_s = 7 * 24 * 3600;
 };
 
 // Reads `path` into `cfg` (keys absent from the file keep their value).

@@ -46,8 +46,8 @@ std::optional<PeekedHeader> PeekHeader(const void* data, size_t size) {
   return PeekedHeader{static_cast<Command>(p[6]), DecodeU64At(p + 8)};
 }
 
-RequestHandler::RequestHandler(ShardStore* store, NodeInfo info)
-    : store_(store), info_(std::move(info)) {}
+RequestHandler::RequestHandler(ShardStore* store, NodeSelf info, NodeHooks hooks)
+    : store_(store), info_(std::move(info)), hooks_(std::move(hooks)) {}
 
 std::optional<Reply> RequestHandler::ErrorReply(const zmq::message_t& header, WireCode code,
                                                 std::string_view message) {
@@ -81,6 +81,37 @@ RequestHandler::Route RequestHandler::Triage(const Request& req, Reply* reply) c
     Status st = wire::DecodeBody(frame->body, &ping);
     if (!st.ok()) return fail(wire::WireCodeFromStatus(st), st.message());
     *reply = Ping(h.request_id);
+    return Route::kReplyNow;
+  }
+  if (h.command == Command::kNodeStats) {
+    wire::NodeStatsRequest stats_request;
+    Status st = wire::DecodeBody(frame->body, &stats_request);
+    if (!st.ok()) return fail(wire::WireCodeFromStatus(st), st.message());
+    wire::NodeStats stats = hooks_.stats ? hooks_.stats() : wire::NodeStats{};
+    *reply = Reply{wire::EncodeMessage(h.request_id, stats), std::nullopt};
+    return Route::kReplyNow;
+  }
+  if (h.command == Command::kPeers) {
+    // Memory only, like PING: a slow disk must not make us look dead.
+    wire::PeersRequest peers;
+    Status st = wire::DecodeBody(frame->body, &peers);
+    if (!st.ok()) return fail(wire::WireCodeFromStatus(st), st.message());
+    wire::PeersReply r;
+    if (hooks_.peers) r = hooks_.peers(peers);
+    if (r.peers.empty()) {
+      // No membership (yet): answer with ourselves alone.
+      StoreUsage u = store_->Usage();
+      wire::PeerEntry self;
+      self.node_id = info_.id;
+      self.zone = info_.zone;
+      self.endpoint = info_.endpoint;
+      self.capacity_bytes = u.capacity_bytes;
+      self.used_bytes = u.used_bytes;
+      self.free_bytes = u.free_bytes;
+      self.shard_count = u.shard_count;
+      r.peers.push_back(std::move(self));
+    }
+    *reply = Reply{wire::EncodeMessage(h.request_id, r), std::nullopt};
     return Route::kReplyNow;
   }
   return Route::kWorker;
@@ -124,9 +155,16 @@ void RequestHandler::Execute(Catalog* catalog, Request req, ReplyFn done) const 
       case Command::kStatShard:
         return done(Stat(catalog, rid, body));
       case Command::kListShards:
-        return done(List(catalog, rid, body));
+        return done(List(catalog, rid, body, false));
+      case Command::kListHoldings:
+        return done(List(catalog, rid, body, true));
+      case Command::kSyncLocator:
+        return done(SyncLocator(catalog, rid, body));
       case Command::kPing:
         return done(Ping(rid));
+      case Command::kPeers:
+      case Command::kNodeStats:
+        break;  // answered by Triage
     }
     done(Error(frame->header.command, rid, WireCode::kUnknownCommand, "unknown command"));
   } catch (const std::bad_alloc&) {
@@ -216,12 +254,15 @@ Reply RequestHandler::Stat(Catalog* catalog, uint64_t rid, std::string_view body
   return Reply{wire::EncodeMessage(rid, r), std::nullopt};
 }
 
-Reply RequestHandler::List(Catalog* catalog, uint64_t rid, std::string_view body) const {
+Reply RequestHandler::List(Catalog* catalog, uint64_t rid, std::string_view body,
+                           bool holdings) const {
+  // LIST_HOLDINGS (§4.13) has LIST_SHARDS's request body.
+  const Command cmd = holdings ? Command::kListHoldings : Command::kListShards;
   wire::ListShardsRequest m;
   Status st = wire::DecodeBody(body, &m);
-  if (!st.ok()) return ErrorFromStatus(Command::kListShards, rid, st);
+  if (!st.ok()) return ErrorFromStatus(cmd, rid, st);
   if (m.limit < 1 || m.limit > wire::kMaxListLimit) {
-    return Error(Command::kListShards, rid, WireCode::kBadRequest, "limit out of range");
+    return Error(cmd, rid, WireCode::kBadRequest, "limit out of range");
   }
   std::optional<StripeId> filter;
   if (m.has_stripe_filter) filter = m.stripe_filter;
@@ -229,13 +270,53 @@ Reply RequestHandler::List(Catalog* catalog, uint64_t rid, std::string_view body
   if (m.has_cursor) after = ShardKey{m.after_stripe, m.after_index};
   // One extra row tells whether another page follows.
   auto rows = catalog->List(filter, after, m.limit + 1);
-  if (!rows.ok()) return ErrorFromStatus(Command::kListShards, rid, rows.status());
-  wire::ListShardsReply r;
+  if (!rows.ok()) return ErrorFromStatus(cmd, rid, rows.status());
+  wire::ListHoldingsReply r;
   r.more = rows->size() > m.limit;
   if (r.more) rows->resize(m.limit);
   r.entries.reserve(rows->size());
   for (const CatalogEntry& e : *rows) {
-    r.entries.push_back(wire::ListEntry{e.key.stripe, e.key.index, e.size, e.locator_version});
+    wire::ListEntry le{e.key.stripe, e.key.index, e.size, e.locator_version};
+    le.k = e.k;
+    le.m = e.m;
+    le.corrupt = e.state == ShardState::kCorrupt;
+    le.named = e.named_node == info_.id;
+    r.entries.push_back(le);
+  }
+  if (holdings) return Reply{wire::EncodeMessage(rid, r), std::nullopt};
+  return Reply{wire::EncodeMessage(rid, static_cast<const wire::ListShardsReply&>(r)),
+               std::nullopt};
+}
+
+// PROTOCOL.md §4.11: adopt the offered locator if it supersedes ours, then
+// answer with our newest and what we hold.
+Reply RequestHandler::SyncLocator(Catalog* catalog, uint64_t rid, std::string_view body) const {
+  wire::SyncLocatorRequest m;
+  Status st = wire::DecodeBody(body, &m);
+  if (!st.ok()) return ErrorFromStatus(Command::kSyncLocator, rid, st);
+  if (m.has_locator) {
+    bool changed = false;
+    st = catalog->AdoptLocator(m.locator, &changed);
+    if (!st.ok()) return ErrorFromStatus(Command::kSyncLocator, rid, st);
+    if (changed) {
+      LOG_DEBUG("stripe {}: adopted locator version {}", m.stripe.Hex(), m.locator.version);
+      if (hooks_.locator_adopted) hooks_.locator_adopted(m.stripe);
+    }
+  }
+  auto rows = catalog->StripeRows(m.stripe);
+  if (!rows.ok()) return ErrorFromStatus(Command::kSyncLocator, rid, rows.status());
+  wire::SyncLocatorReply r;
+  for (const ShardRecord& row : *rows) {
+    if (!r.has_locator || LocatorNewer(row.locator, r.locator)) {
+      r.locator = row.locator;
+      r.has_locator = true;
+    }
+    const uint64_t bit = uint64_t{1} << row.key.index;
+    if (row.state == ShardState::kOk) {
+      r.held_ok |= bit;
+    } else {
+      r.held_corrupt |= bit;
+    }
   }
   return Reply{wire::EncodeMessage(rid, r), std::nullopt};
 }

@@ -25,12 +25,25 @@
 
 namespace shardfs {
 
-// What PING reports besides the store's usage.
-struct NodeInfo {
+// What PING reports besides the store's usage. (Not lib's NodeInfo, which
+// is a client's view of a node.)
+struct NodeSelf {
   NodeId id = 0;
   std::string zone;
   std::string public_key;  // Z85
   std::string endpoint;    // advertised
+};
+
+// The parts of the node the handler reaches beyond the store; each may be
+// empty (tests, a node without membership).
+struct NodeHooks {
+  // PEERS (PROTOCOL.md §4.10), on the I/O thread: must not block.
+  std::function<wire::PeersReply(const wire::PeersRequest&)> peers;
+  // NODE_STATS (PROTOCOL.md §4.12), on the I/O thread: must not block.
+  std::function<wire::NodeStats()> stats;
+  // A SYNC_LOCATOR or PUT made this node adopt a newer locator for a stripe
+  // (worker thread): the repairer may want to look at it.
+  std::function<void(const StripeId&)> locator_adopted;
 };
 
 // The frames of one request after the ROUTER identity.
@@ -57,7 +70,7 @@ std::optional<PeekedHeader> PeekHeader(const void* data, size_t size);
 class RequestHandler {
  public:
   // REQUIRES: `store` outlives the handler.
-  RequestHandler(ShardStore* store, NodeInfo info);
+  RequestHandler(ShardStore* store, NodeSelf info, NodeHooks hooks = {});
 
   enum class Route {
     kDrop,      // undecodable and unaddressable, or a reply sent to us
@@ -76,7 +89,7 @@ class RequestHandler {
   static std::optional<Reply> ErrorReply(const zmq::message_t& header, wire::WireCode code,
                                          std::string_view message);
 
-  const NodeInfo& info() const { return info_; }
+  const NodeSelf& info() const { return info_; }
 
  private:
   Reply Ping(uint64_t request_id) const;
@@ -85,10 +98,12 @@ class RequestHandler {
   Reply Get(Catalog* catalog, uint64_t rid, std::string_view body) const;
   Reply Delete(Catalog* catalog, uint64_t rid, std::string_view body) const;
   Reply Stat(Catalog* catalog, uint64_t rid, std::string_view body) const;
-  Reply List(Catalog* catalog, uint64_t rid, std::string_view body) const;
+  Reply List(Catalog* catalog, uint64_t rid, std::string_view body, bool holdings) const;
+  Reply SyncLocator(Catalog* catalog, uint64_t rid, std::string_view body) const;
 
   ShardStore* const store_;
-  const NodeInfo info_;
+  const NodeSelf info_;
+  const NodeHooks hooks_;
 };
 
 }  // namespace shardfs

@@ -71,8 +71,8 @@ class Server::ReplyPipe {
   std::vector<std::unique_ptr<zmq::socket_t>> sockets_;  // guarded by mu_
 };
 
-Server::Server(ShardStore* store, NodeInfo info, ServerOptions options)
-    : store_(store), info_(std::move(info)), options_(std::move(options)) {}
+Server::Server(ShardStore* store, NodeSelf info, ServerOptions options, NodeHooks hooks)
+    : store_(store), info_(std::move(info)), hooks_(std::move(hooks)), options_(std::move(options)) {}
 
 Server::~Server() { Stop(); }
 
@@ -104,7 +104,7 @@ Status Server::Start() {
     return Status::Unavailable("cannot listen on " + options_.listen + ": " + e.what());
   }
   info_.endpoint = options_.advertise.empty() ? bound_endpoint_ : options_.advertise;
-  handler_ = std::make_unique<RequestHandler>(store_, info_);
+  handler_ = std::make_unique<RequestHandler>(store_, info_, hooks_);
   started_ = true;
   io_thread_ = std::thread([this] { IoLoop(router_.get(), pull_.get()); });
   for (size_t i = 0; i < std::max<size_t>(options_.workers, 1); ++i) {

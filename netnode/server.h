@@ -48,7 +48,7 @@ class Server {
  public:
   // REQUIRES: `store` outlives the server. `info.endpoint` is filled in by
   // Start() from the advertised (or bound) endpoint.
-  Server(ShardStore* store, NodeInfo info, ServerOptions options);
+  Server(ShardStore* store, NodeSelf info, ServerOptions options, NodeHooks hooks = {});
   ~Server();  // Stop()
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -80,7 +80,8 @@ class Server {
 
   // Fixed after Start().
   ShardStore* const store_;
-  NodeInfo info_;
+  NodeSelf info_;
+  NodeHooks hooks_;
   const ServerOptions options_;
   std::string bound_endpoint_;
   std::unique_ptr<RequestHandler> handler_;

@@ -143,13 +143,29 @@ void ShardStore::Put(Catalog* catalog, const PutArgs& args, PutDone done) {
     }
     claims_.emplace(key, KeyClaim{true, args.crc32c, size, {}});
   }
+  // Every early end below goes through `finish`: it drops the claim and
+  // answers the PUTs that joined it with the same result (dropping them
+  // would leave their callers waiting forever).
+  auto finish = [&](const Status& st, uint64_t unreserve_bytes) {
+    std::vector<PutDone> joined;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reserved_bytes_ -= unreserve_bytes;
+      auto it = claims_.find(key);
+      if (it != claims_.end()) {
+        joined = std::move(it->second.joined);
+        claims_.erase(it);
+      }
+    }
+    done(st);
+    for (PutDone& j : joined) j(st);
+  };
 
   // 2. An existing shard: the same content is an idempotent success, other
   // content is refused. A corrupt copy with the same content is rewritten.
   auto existing = catalog->Get(key);
   if (!existing.ok()) {
-    ReleaseClaim(key);
-    done(existing.status().With("looking up shard " + key.ToString()));
+    finish(existing.status().With("looking up shard " + key.ToString()), 0);
     return;
   }
   uint64_t replaced = 0;
@@ -157,10 +173,20 @@ void ShardStore::Put(Catalog* catalog, const PutArgs& args, PutDone done) {
   if (existing->has_value()) {
     const ShardRecord& r = **existing;
     bool same = r.crc32c == args.crc32c && r.size == size;
+    if (same && r.state == ShardState::kOk && LocatorNewer(args.locator, r.locator)) {
+      // PROTOCOL.md §4.2: keep the newer locator (a repair re-sending a
+      // shard, or a write that replaced a node).
+      bool changed = false;
+      Status st = catalog->AdoptLocator(args.locator, &changed);
+      if (!st.ok()) {
+        finish(st.With("shard " + key.ToString()), 0);
+        return;
+      }
+    }
     if (!same || r.state == ShardState::kOk) {
-      ReleaseClaim(key);
-      done(same ? Status::OK()
-                : Status::Exists("shard " + key.ToString() + " exists with other content"));
+      finish(same ? Status::OK()
+                  : Status::Exists("shard " + key.ToString() + " exists with other content"),
+             0);
       return;
     }
     heals = true;
@@ -170,31 +196,26 @@ void ShardStore::Put(Catalog* catalog, const PutArgs& args, PutDone done) {
   // 3. Quota, before a byte is written. Reserved bytes belong to PUTs that
   // are written but not yet committed.
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     uint64_t used = used_bytes_.load() + reserved_bytes_;
     if (used + size - replaced > capacity_bytes_) {
-      claims_.erase(key);
-      done(Status::NoSpace("shard " + key.ToString() + " (" + std::to_string(size) +
-                           " bytes) would exceed the capacity of " +
-                           std::to_string(capacity_bytes_) + " bytes (" + std::to_string(used) +
-                           " used)"));
+      lock.unlock();
+      finish(Status::NoSpace("shard " + key.ToString() + " (" + std::to_string(size) +
+                             " bytes) would exceed the capacity of " +
+                             std::to_string(capacity_bytes_) + " bytes (" +
+                             std::to_string(used) + " used)"),
+             0);
       return;
     }
     reserved_bytes_ += size;
   }
-  auto unreserve = [&] {
-    std::lock_guard<std::mutex> lock(mu_);
-    reserved_bytes_ -= size;
-    claims_.erase(key);
-  };
 
   // 4. The payload must be what the client hashed.
   uint32_t crc = Crc32c(args.payload);
   if (crc != args.crc32c) {
-    unreserve();
     char buf[64];
     std::snprintf(buf, sizeof(buf), "crc32c %08x, declared %08x", crc, args.crc32c);
-    done(ChecksumMismatch("shard " + key.ToString() + ": payload " + buf));
+    finish(ChecksumMismatch("shard " + key.ToString() + ": payload " + buf), size);
     return;
   }
 
@@ -230,10 +251,10 @@ void ShardStore::Put(Catalog* catalog, const PutArgs& args, PutDone done) {
   if (!st.ok()) {
     p.file.reset();
     (void)disk_->Remove(p.tmp_path);  // may not exist; nothing else to do
-    unreserve();
-    done(st.IsNoSpace()
-             ? Status::NoSpace("disk full storing shard " + key.ToString() + ": " + st.message())
-             : st.With("storing shard " + key.ToString()));
+    finish(st.IsNoSpace() ? Status::NoSpace("disk full storing shard " + key.ToString() + ": " +
+                                            st.message())
+                          : st.With("storing shard " + key.ToString()),
+           size);
     return;
   }
 
@@ -242,12 +263,11 @@ void ShardStore::Put(Catalog* catalog, const PutArgs& args, PutDone done) {
   std::unique_lock<std::mutex> lock(mu_);
   if (committer_done_) {
     // Shutdown raced past us: nothing will commit this, so undo it here.
-    reserved_bytes_ -= size;
-    claims_.erase(key);
     lock.unlock();
     p.file.reset();
     (void)disk_->Remove(p.tmp_path);
-    p.done(Status::Aborted("node is shutting down"));
+    done = std::move(p.done);
+    finish(Status::Aborted("node is shutting down"), size);
     return;
   }
   queue_.push_back(std::move(p));

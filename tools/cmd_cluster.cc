@@ -78,6 +78,13 @@ void RegisterClusterCommands(CLI::App& app, GlobalOptions& global) {
                    "zone labels zone-1..zone-Z, round robin (0: one per node)")
       ->capture_default_str();
   start->add_option("--capacity", opts->capacity, "quota of each node (suffix K, M, G, T)");
+  start->add_option("--down-after", opts->down_after_s,
+                    "seconds of silence before a node's shards are repaired (node default: 1800)");
+  start
+      ->add_option("--node-arg", opts->node_args,
+                   "extra shardfs-node flag for every node, e.g. --node-arg=--scrub-rate=64M "
+                   "(repeatable)")
+      ->allow_extra_args(false);
   start->add_option("--node-binary", opts->node_binary, "shardfs-node executable to run");
   start->add_option("--node-log-level", opts->node_log_level, "log level of the nodes")
       ->capture_default_str();

@@ -31,6 +31,7 @@
 #include <string>
 #include <thread>
 
+#include "fs/stripe_health.h"
 #include "lib/coding.h"
 #include "lib/locator.h"
 #include "lib/node_table.h"
@@ -220,18 +221,9 @@ int StatOne(const DriveVolume& vol, MetaReader* meta, const std::string& path,
           *live = LiveNodes(vol.cfg);
           *live_known = true;
         }
-        int up = 0;
-        for (const ShardLocation& sh : loc.shards) up += live->count(sh.node) ? 1 : 0;
-        if (up == loc.n()) {
-          state = "stored " + std::to_string(up) + " of " + std::to_string(loc.n());
-        } else if (up >= loc.k) {
-          state = "degraded: " + std::to_string(up) + " of " + std::to_string(loc.n()) +
-                  " shards on live nodes";
-        } else {
-          state = "unreadable now: " + std::to_string(up) + " of " + std::to_string(loc.n()) +
-                  " shards on live nodes, " + std::to_string(loc.k) + " needed";
-        }
-        state += " (stripe " + loc.stripe.Hex() + ")";
+        // The same wording as user.shardfs.status (fs/stripe_health.h).
+        state = fs::DescribeHealth(fs::AssessStripe(loc, *live)) + " (stripe " +
+                loc.stripe.Hex() + ")";
       }
     } else {
       state = "empty";

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -440,6 +441,12 @@ Result<LocalCluster> StartLocalCluster(const LocalClusterOptions& opts) {
     };
     // clang-format on
     if (!opts.capacity.empty()) args.insert(args.end(), {"--capacity", opts.capacity});
+    if (opts.down_after_s > 0) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%g", opts.down_after_s);
+      args.insert(args.end(), {"--down-after", buf});
+    }
+    args.insert(args.end(), opts.node_args.begin(), opts.node_args.end());
     if (i > 1) args.insert(args.end(), {"--peer", cluster.nodes[0].endpoint});
     Result<pid_t> pid = SpawnNode(binary, args, node.dir + "/log");
     if (!pid.ok()) return fail(pid.status().With("starting node-" + std::to_string(i)));

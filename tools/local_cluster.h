@@ -39,6 +39,8 @@ struct LocalClusterOptions {
   std::string capacity;     // passed to --capacity as is; "" = node default
   std::string node_binary;  // "" = FindNodeBinary search order
   std::string node_log_level = "info";
+  double down_after_s = 0;               // > 0: passed to --down-after
+  std::vector<std::string> node_args;    // extra flags for every node, as given
   int start_timeout_ms = 10000;
 };
 

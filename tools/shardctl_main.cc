@@ -33,8 +33,11 @@ int main(int argc, char** argv) {
   RegisterClusterCommands(app, global);
   RegisterObjectCommands(app, global);
   RegisterNodesCommands(app, global);
+  RegisterStatusCommand(app, global);
   RegisterBenchCommand(app, global);
   RegisterDriveCommands(app, global);
+  RegisterRestoreCommand(app, global);
+  RegisterFsckCommand(app, global);
   CLI11_PARSE(app, argc, argv);
 
   shardfs::LogLevel level = shardfs::LogLevel::kWarning;

@@ -9,10 +9,12 @@ fusermount3 is missing.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 
@@ -133,6 +135,7 @@ def run_fs_tests(namespace, **cluster_args):
     tests = [(n, f) for n, f in namespace.items()
              if n.startswith('test_') and callable(f) and (not only or n in only)]
     failed = []
+    removers = []
     t_all = time.monotonic()
     for name, fn in tests:
         c = Cluster(name, **cluster_args)
@@ -141,6 +144,8 @@ def run_fs_tests(namespace, **cluster_args):
         ok = False
         try:
             c.start()
+            for key, value in getattr(fn, 'client_conf', {}).items():
+                set_client_conf(c, key, value)
             m = Mount(c, opts=getattr(fn, 'mount_opts', ('allow_other',)))
             if getattr(fn, 'mounted', True):
                 m.mount()
@@ -166,10 +171,16 @@ def run_fs_tests(namespace, **cluster_args):
         dt = time.monotonic() - t0
         if ok:
             log(f'ok   {name} ({dt:.1f} s)')
-            shutil.rmtree(c.tmp, ignore_errors=True)
+            # Removing a cluster dir takes seconds on a disk mounted with
+            # `discard` (cluster.py run_tests): overlap it with the next test.
+            t = threading.Thread(target=shutil.rmtree, args=(c.tmp, True))
+            t.start()
+            removers.append(t)
         else:
             failed.append(name)
             log(f'kept {c.tmp} for inspection')
+    for t in removers:
+        t.join()
     log(f'{len(tests) - len(failed)}/{len(tests)} passed in {time.monotonic() - t_all:.1f} s')
     sys.exit(1 if failed else 0)
 
@@ -177,6 +188,29 @@ def run_fs_tests(namespace, **cluster_args):
 def mount_opts(*opts):
     def wrap(fn):
         fn.mount_opts = opts
+        return fn
+    return wrap
+
+
+def set_client_conf(c, key, value):
+    """Sets `key = value` in the cluster's client.conf (shardfs.conf(5)),
+    replacing the line if the key is there, else adding it under [cluster]."""
+    with open(c.config) as f:
+        text = f.read()
+    line = f'{key} = {value}'
+    text, n = re.subn(rf'^\s*{re.escape(key)}\s*=.*$', line, text, flags=re.M)
+    if n == 0:
+        text = text.replace('[cluster]\n', f'[cluster]\n{line}\n', 1)
+        assert line in text, f'no [cluster] table in {c.config}'
+    with open(c.config, 'w') as f:
+        f.write(text)
+
+
+def client_conf(**kv):
+    """Decorator: client.conf settings for the test, e.g. timeout_ms=2000
+    (applied after the cluster starts, before the mount)."""
+    def wrap(fn):
+        fn.client_conf = kv
         return fn
     return wrap
 

@@ -12,6 +12,7 @@ import struct
 import sys
 
 PING, PUT, GET, DELETE, STAT, LIST = 1, 2, 3, 4, 5, 6
+PEERS, SYNC_LOCATOR, NODE_STATS, LIST_HOLDINGS = 7, 8, 9, 10
 REPLY = 0x01
 
 
@@ -82,6 +83,29 @@ def seeds():
     yield "error_reply", (header(DELETE, True, 99, status=8) +
                           envelope(lp(b"owner mismatch")))
     yield "locator", locator(stripe(7), k=10, m=4, shard_size=65536, version=9)
+    # §4.10: peer entries are length-prefixed (u16) so newer fields can follow.
+    def peer(node, state, endpoint, zone):
+        e = (struct.pack("<QBQQ", node, state, 1700000000000 + node, 250 * state) +
+             lp(endpoint) + lp(zone) + struct.pack("<QQQQ", 1 << 30, 1 << 20, (1 << 30) - (1 << 20), 9))
+        return struct.pack("<H", len(e)) + e
+    yield "peers_request", msg(PEERS, False, struct.pack("<BI", 1, 2) +
+                               peer(11, 0, b"tcp://127.0.0.1:4001", b"zone-a") +
+                               peer(12, 1, b"tcp://127.0.0.1:4002", b"zone-b"))
+    yield "peers_client_request", msg(PEERS, False, struct.pack("<BI", 0, 0))
+    yield "peers_reply", msg(PEERS, True, struct.pack("<I", 1) +
+                             peer(13, 0, b"tcp://127.0.0.1:4003", b"zone-c"))
+    # §4.11
+    yield "sync_locator_request", msg(SYNC_LOCATOR, False,
+                                      stripe(8) + b"\x01" + locator(stripe(8), version=4))
+    yield "sync_locator_reply", msg(SYNC_LOCATOR, True,
+                                    b"\x01" + locator(stripe(9), k=3, m=2, version=5) +
+                                    struct.pack("<QQ", 0b10110, 0b00001))
+    # §4.12, §4.13
+    yield "node_stats_request", msg(NODE_STATS, False, b"")
+    yield "node_stats_reply", msg(NODE_STATS, True, struct.pack("<10Q", *range(1, 11)))
+    holdings = b"".join(stripe(30 + i) + struct.pack("<BQIBBB", i, 4096, 0xC0 + i, 4, 2, 2)
+                        for i in range(2))
+    yield "list_holdings_reply", msg(LIST_HOLDINGS, True, struct.pack("<BIH", 0, 2, 32) + holdings)
 
 
 def main():

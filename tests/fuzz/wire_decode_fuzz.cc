@@ -110,6 +110,17 @@ void TryFrame(std::span<const uint8_t> input) {
     case Command::kListShards:
       return h.reply ? TryFrameBody<ListShardsReply>(id, body)
                      : TryFrameBody<ListShardsRequest>(id, body);
+    case Command::kPeers:
+      return h.reply ? TryFrameBody<PeersReply>(id, body) : TryFrameBody<PeersRequest>(id, body);
+    case Command::kSyncLocator:
+      return h.reply ? TryFrameBody<SyncLocatorReply>(id, body)
+                     : TryFrameBody<SyncLocatorRequest>(id, body);
+    case Command::kNodeStats:
+      return h.reply ? TryFrameBody<NodeStats>(id, body)
+                     : TryFrameBody<NodeStatsRequest>(id, body);
+    case Command::kListHoldings:
+      return h.reply ? TryFrameBody<ListHoldingsReply>(id, body)
+                     : TryFrameBody<ListHoldingsRequest>(id, body);
   }
   FUZZ_CHECK(false && "DecodeFrame let an unknown command through");
 }
@@ -126,6 +137,12 @@ void TryBareBodies(std::string_view raw) {
   TryBody<StatShardReply>(7, raw);
   TryBody<ListShardsRequest>(8, raw);
   TryBody<ListShardsReply>(9, raw);
+  TryBody<PeersRequest>(10, raw);
+  TryBody<PeersReply>(11, raw);
+  TryBody<SyncLocatorRequest>(12, raw);
+  TryBody<SyncLocatorReply>(13, raw);
+  TryBody<NodeStats>(14, raw);
+  TryBody<ListHoldingsReply>(15, raw);
   ErrorBody err;
   (void)DecodeBody(raw, &err);
 }

@@ -208,6 +208,8 @@ class FakeNode {
         Reply(parts[0], wire::EncodeMessage(rid, r));
         return;
       }
+      default:  // membership and status commands: a fake node has none
+        break;
     }
     error(wire::WireCode::kUnknownCommand, "unknown");
   }

@@ -33,7 +33,7 @@ struct Node {
     auto s = ShardStore::Open(std::move(so));
     REQUIRE(s.ok());
     store = std::move(*s);
-    NodeInfo info;
+    NodeSelf info;
     info.id = 0x0102030405060708ull;
     info.zone = "zone-a";
     info.public_key = std::string(40, 'k');
