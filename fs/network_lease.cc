@@ -19,15 +19,6 @@ uint64_t NowUnixMs() {
                                    .count());
 }
 
-std::string FormatTime(uint64_t unix_ms) {
-  time_t t = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm;
-  char buf[64];
-  localtime_r(&t, &tm);
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 // Beat and release bodies: mount id and the holder's clock.
 void EncodeStamp(const StateId& mount_id, uint64_t unix_ms, std::string* out) {
   PutU8(out, kBodyVersion);
@@ -128,7 +119,7 @@ Status DecodeLeaseHolder(std::string_view body, LeaseHolder* out) {
 
 std::string DescribeHolder(const LeaseHolder& h) {
   return "host " + h.host + ", pid " + std::to_string(h.pid) + ", state dir " + h.state_dir +
-         ", mounted on " + h.mountpoint + ", since " + FormatTime(h.started_unix_ms);
+         ", mounted on " + h.mountpoint + ", since " + FormatLocalTime(h.started_unix_ms);
 }
 
 std::optional<LeaseHolder> CurrentHolder(RecordStore* store) {

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -27,6 +28,15 @@ void PutStr(std::string* out, const std::string& s) {
 }
 
 }  // namespace
+
+std::string FormatLocalTime(uint64_t unix_ms) {
+  time_t t = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm;
+  char buf[64];
+  localtime_r(&t, &tm);
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
 
 std::string Hex(std::span<const uint8_t> bytes) {
   static const char kHex[] = "0123456789abcdef";

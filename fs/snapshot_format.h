@@ -81,5 +81,7 @@ Result<SnapshotState> ReadSnapshotState(const std::string& state_dir);
 Status WriteSnapshotState(const std::string& state_dir, const SnapshotState& s);
 StateId RandomStateId();
 std::string Hex(std::span<const uint8_t> bytes);
+// "YYYY-MM-DD HH:MM:SS" in local time, for messages naming a snapshot or a lease.
+std::string FormatLocalTime(uint64_t unix_ms);
 
 }  // namespace shardfs::fs

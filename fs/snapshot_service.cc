@@ -8,6 +8,7 @@
 
 #include <ctime>
 
+#include "fs/snapshot_format.h"
 #include "lib/client_identity.h"
 #include "lib/log.h"
 
@@ -24,15 +25,6 @@ std::string AbsPath(const std::string& p) {
   char buf[PATH_MAX];
   if (::realpath(p.c_str(), buf) != nullptr) return buf;
   return p;
-}
-
-std::string FormatUnixMs(uint64_t ms) {
-  time_t t = static_cast<time_t>(ms / 1000);
-  struct tm tm;
-  char buf[64];
-  localtime_r(&t, &tm);
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -92,7 +84,7 @@ Result<std::unique_ptr<SnapshotService>> SnapshotService::Start(const MountOptio
   if (newest && newest->seq > s->state_.last_seq && newest->state_id != s->state_.state_id &&
       !s->opts_.ignore_snapshots) {
     std::string where = "snapshot " + std::to_string(newest->seq) + ", taken " +
-                        FormatUnixMs(newest->created_unix_ms) + " on host " + newest->host +
+                        FormatLocalTime(newest->created_unix_ms) + " on host " + newest->host +
                         " from state dir " + newest->state_dir;
     std::string msg =
         fresh ? "the network holds metadata snapshots of this volume (newest: " + where +

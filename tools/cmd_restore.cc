@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "fs/snapshot_format.h"
 #include "fs/snapshot_restore.h"
 #include "lib/key_file.h"
 #include "tools/commands.h"
@@ -28,15 +29,6 @@ struct RestoreArgs {
   bool list = false;
   bool force = false;
 };
-
-std::string When(uint64_t unix_ms) {
-  time_t t = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm;
-  char buf[64];
-  localtime_r(&t, &tm);
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
 
 int Fail(const Status& st) {
   std::fprintf(stderr, "shardctl restore: %s\n", st.ToString().c_str());
@@ -55,7 +47,7 @@ int RunList(const Key& master, const RestoreArgs& a) {
   for (const fs::HeadEntry& e : scan->heads) {
     const fs::SnapshotHead& h = e.head;
     std::printf("%-6llu %-19s %-10llu %12llu %12llu  %s:%s  object %s\n",
-                static_cast<unsigned long long>(h.seq), When(h.created_unix_ms).c_str(),
+                static_cast<unsigned long long>(h.seq), fs::FormatLocalTime(h.created_unix_ms).c_str(),
                 static_cast<unsigned long long>(h.files),
                 static_cast<unsigned long long>(h.file_bytes),
                 static_cast<unsigned long long>(h.blob_size), h.host.c_str(), h.state_dir.c_str(),
@@ -99,7 +91,7 @@ int RunRestore(const GlobalOptions& global, const RestoreArgs& a) {
   for (const std::string& w : report->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   std::printf("restored snapshot %llu, taken %s on host %s: %llu files, %llu directories, "
               "%llu bytes\n",
-              static_cast<unsigned long long>(h.seq), When(h.created_unix_ms).c_str(),
+              static_cast<unsigned long long>(h.seq), fs::FormatLocalTime(h.created_unix_ms).c_str(),
               h.host.c_str(), static_cast<unsigned long long>(report->files),
               static_cast<unsigned long long>(report->dirs),
               static_cast<unsigned long long>(report->bytes));
