@@ -126,10 +126,11 @@ def _flip(path, offset):
 
 
 def test_flipped_bytes(c: Cluster):
-    # A node marks a shard that fails its check corrupt for good, so bad
-    # shards accumulate: data shard 0, then data shard 2 (m = 2 of them),
-    # each followed by a byte-exact get. A third bad shard is one too many:
-    # get must fail clearly and leave no output, never return wrong bytes.
+    # Data shard 0, then data shard 2 (m = 2 of them) go bad, each followed by
+    # a byte-exact get. Nodes heal a shard they found corrupt on their own
+    # (the repairer), so the last step damages three shards at once: one
+    # too many for any rebuild, which get must report clearly, leaving no
+    # output and never returning wrong bytes.
     size = 1024 * 1024 + 17  # one data segment: 6 shards of ~256 KiB
     src = c.random_file('obj', size)
     oid = c.put(src)
@@ -141,12 +142,22 @@ def test_flipped_bytes(c: Cluster):
         c.get(oid, out)
         assert_same(src, out)
     assert c.logs_contain(r'corrupt'), 'no node log reports the corrupt shards'
-    _flip(shards[1], os.path.getsize(shards[1]) // 2)
+    shards = dict(_data_stripe(c))
+    for index in (0, 1, 2):
+        _scribble(shards[index], os.path.getsize(shards[index]) // 3)
     out = c.path('out-too-many')
     r = c.get(oid, out, check=False)
     assert r.returncode != 0, 'get succeeded with 3 of 6 shards damaged (m = 2)'
     assert 'corrupt' in r.stderr.lower() or 'unavailable' in r.stderr.lower(), r.stderr
     assert not os.path.exists(out), 'a failed get left its output file'
+
+
+def _scribble(path, offset):
+    """Overwrites 64 bytes with random ones: damaged whatever state the
+    file was in (a second _flip would undo the first)."""
+    with open(path, 'r+b') as f:
+        f.seek(offset)
+        f.write(os.urandom(64))
 
 
 if __name__ == '__main__':
