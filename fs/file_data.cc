@@ -152,7 +152,7 @@ Result<size_t> FileData::WriteLocked(uint64_t off, std::span<const uint8_t> data
     // Early upload (METADATA.md §4): a writer that reached the end of a
     // segment has most likely moved on, so queue what it has. If it comes
     // back, the segment is simply staged and queued again.
-    Status st = CommitLocked(false);
+    Status st = CommitLocked(false, /*full_only=*/true);
     if (!st.ok()) LOG_WARN("inode {}: early commit: {}", ino_, st.ToString());
   }
   return done;
@@ -161,11 +161,12 @@ Result<size_t> FileData::WriteLocked(uint64_t off, std::span<const uint8_t> data
 Result<size_t> FileData::Write(uint64_t off, std::span<const uint8_t> data) {
   StagingBudget& budget = shared_->budget;
   if (budget.OverLimit() && off + data.size() > deps_.inline_max) {
-    // Backpressure (METADATA.md §4). Queue this file's own dirty segments
-    // first, so the wait cannot be for data only this writer could release.
+    // Backpressure (METADATA.md §4). Queue this file's own full dirty
+    // segments first (a random writer's), so the wait is not for data only
+    // this writer could release; the budget's stall timeout covers the rest.
     {
       std::lock_guard lock(mu_);
-      Status st = CommitLocked(false);
+      Status st = CommitLocked(false, /*full_only=*/true);
       if (!st.ok()) LOG_WARN("inode {}: commit before waiting for staging room: {}", ino_,
                              st.ToString());
     }
@@ -274,17 +275,27 @@ Status FileData::Truncate(uint64_t size, int64_t now_ns) {
   return CommitLocked(false);
 }
 
-Status FileData::CommitLocked(bool durable) {
+Status FileData::SyncCommittedStagingLocked() {
+  // From SQLite, not segs_: a FileData released after a close has nothing
+  // loaded, yet its committed segments may still wait in staging.
+  ASSIGN_OR_RETURN(auto rows, deps_.meta->ListSegments(ino_));
+  for (const SegmentRow& r : rows) {
+    if (!r.staging_id) continue;
+    Status st = deps_.staging->Sync(*r.staging_id);
+    // Gone: uploaded and moved to the cache meanwhile, so stored on the nodes.
+    if (!st.ok() && !st.IsNotFound()) return st;
+  }
+  return Status::OK();
+}
+
+Status FileData::CommitLocked(bool durable, bool full_only) {
   bool any_dirty = false;
   for (auto& [idx, s] : segs_) any_dirty |= s.dirty;
+  // fsync: staging data committed by earlier closes first, then this commit
+  // (synchronous=FULL) or the barrier makes the metadata durable with it.
+  if (durable) RETURN_IF_ERROR(SyncCommittedStagingLocked());
   if (!meta_dirty_ && !any_dirty && !remove_from_) {
-    if (durable) {  // fsync after a plain close: staging of committed segments
-      for (auto& [idx, s] : segs_) {
-        if (s.src == Seg::Src::kStaging) RETURN_IF_ERROR(deps_.staging->Sync(s.staging_id));
-      }
-      return deps_.meta->Sync();
-    }
-    return Status::OK();
+    return durable ? deps_.meta->Sync() : Status::OK();
   }
   // A file that grew past the inline limit moves segment 0 out of SQLite.
   if (size_ > deps_.inline_max) {
@@ -296,6 +307,7 @@ Status FileData::CommitLocked(bool durable) {
   std::vector<uint64_t> inlined_staging;  // staging files replaced by inline rows
   for (auto& [idx, s] : segs_) {
     if (!s.dirty) continue;
+    if (full_only && s.len < deps_.segment_size) continue;
     SegmentUpdate u;
     u.idx = idx;
     u.len = s.len;
@@ -324,6 +336,7 @@ Status FileData::CommitLocked(bool durable) {
     }
     updates.push_back(std::move(u));
   }
+  if (full_only && updates.empty()) return Status::OK();
   ASSIGN_OR_RETURN(auto released, deps_.meta->CommitFile(ino_, size_, mtime_ns_, ctime_ns_,
                                                          updates, remove_from_, durable));
   committed_size_ = size_;

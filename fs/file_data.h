@@ -121,7 +121,12 @@ class FileData {
   // Gives `s` a staging file holding its current bytes (fetching a stored
   // segment unless [a, b) covers all of it).
   Status StageLocked(Seg* s, uint64_t a, uint64_t b);
-  Status CommitLocked(bool durable);
+  // `full_only`: commit only dirty segments that reach the segment size
+  // (early upload and backpressure: the segment a sequential writer is
+  // still filling would be uploaded in vain), and nothing if there are none.
+  Status CommitLocked(bool durable, bool full_only = false);
+  // fdatasyncs every staging file SQLite references for this file.
+  Status SyncCommittedStagingLocked();
   Result<size_t> WriteLocked(uint64_t off, std::span<const uint8_t> data);
   // Writes into segment 0 kept in memory when the file stays within the
   // inline limit; false (nothing done) when that does not apply.

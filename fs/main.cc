@@ -255,23 +255,25 @@ int Run(const MountOptions& opts) {
 
 int main(int argc, char** argv) {
   using namespace shardfs::fs;
-  // Segment buffers (4 MiB) must go back to the kernel when freed: a fixed
-  // mmap threshold stops glibc from raising it and keeping them in arenas,
-  // which otherwise holds resident memory at the high-water mark.
-  mallopt(M_MMAP_THRESHOLD, 512 * 1024);
+  // Segment buffers (4 MiB, several per upload or fetch) come from the heap
+  // arenas and are reused: served by mmap instead (a low mmap threshold),
+  // each one was mapped, faulted in page by page and unmapped again, which
+  // cost a fifth of the mount's CPU when reading from the nodes (perf). The
+  // price is that resident memory stays at its high-water mark, which the
+  // bounds on uploads and fetches in flight keep far below 300 MiB
+  // (tests/fs/test_memory.py). Few arenas: few threads allocate big buffers.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   mallopt(M_ARENA_MAX, 4);
   std::string prog = argv[0];
   prog = prog.substr(prog.rfind('/') + 1);
   const bool helper = prog.rfind("mount.", 0) == 0;
-  if (auto st = ExtractSnapshotOptions(&argc, &argv); !st.ok()) {  // SNAPSHOTS.md §1
-    std::fprintf(stderr, "%s: %s\n", prog.c_str(), st.message().c_str());
-    return 2;
-  }
   auto opts = ParseMountOptions(argc, argv, helper);
   if (!opts.ok()) {
     std::fprintf(stderr, "%s: %s\n", prog.c_str(), opts.status().message().c_str());
     return 2;
   }
+  // The snapshot service reads its options from there (SNAPSHOTS.md §1).
+  SetMountSnapshotOptions(opts->snapshot);
   if (opts->help) {
     std::fputs(UsageText(prog).c_str(), stdout);
     return 0;

@@ -95,6 +95,8 @@ Status ApplyOptionList(const std::string& list, MountOptions* opts) {
       opts->fuse_opts.push_back("ro");
     } else if (FuseMountOption(o)) {
       opts->fuse_opts.push_back(o);
+    } else if (Status st = ApplySnapshotOption(key, val, &opts->snapshot); !st.IsNotFound()) {
+      RETURN_IF_ERROR(st);
     } else {
       return Status::InvalidArgument("unknown mount option '" + o + "' (see shardfs --help)");
     }
@@ -191,6 +193,16 @@ std::string UsageText(const std::string& program) {
          "      max_threads=N      FUSE worker threads (default 16)\n"
          "      attr_timeout=SECONDS  kernel attribute and name cache time (default 60)\n"
          "      no_writeback_cache disable the kernel's writeback cache\n"
+         "      snapshot=off       no metadata snapshots in the network\n"
+         "      snapshot_quiet=SECONDS  snapshot after this long without changes (30)\n"
+         "      snapshot_interval=SECONDS  at least this often while changes go on (600)\n"
+         "      snapshot_keep=N    snapshots kept in the network (3)\n"
+         "      snapshot_drain=SECONDS  at unmount, wait for uploads before the last (10)\n"
+         "      lease=off          no network lease (unsafe: two machines could write)\n"
+         "      lease_ttl=SECONDS  a lease holder silent this long looks stale (60)\n"
+         "      break_lease        take the network lease whoever holds it\n"
+         "      ignore_snapshots   mount although the network's snapshots are not this\n"
+         "                         state dir's ancestors\n"
          "      state=DIR          same as --state\n"
          "      config=FILE        same as --config\n"
          "      allow_other        let other users access the mount\n"

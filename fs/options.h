@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/snapshot_options.h"
 #include "lib/status.h"
 
 namespace shardfs::fs {
@@ -35,6 +36,8 @@ struct MountOptions {
   double attr_timeout = 60.0;
   bool writeback_cache = true;        // -o no_writeback_cache turns it off
   bool read_only = false;
+  // snapshot*, lease*, break_lease, ignore_snapshots (fs/SNAPSHOTS.md §1).
+  SnapshotOptions snapshot;
   std::vector<std::string> fuse_opts;  // passed to libfuse (-o allow_other, ...)
   bool help = false;
   bool version = false;

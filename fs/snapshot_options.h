@@ -1,7 +1,7 @@
 // Mount options of metadata snapshots and the network lease
 // (fs/SNAPSHOTS.md §1, man/shardfs.1.rst):
 //
-//   snapshot=off              no snapshots (and no network lease)
+//   snapshot=off              no snapshots (the lease stays unless lease=off)
 //   snapshot_quiet=SECONDS    snapshot after this long without changes (30)
 //   snapshot_interval=SECONDS at least this often while changes go on (600)
 //   snapshot_keep=N           snapshots kept in the network (3)
@@ -13,13 +13,15 @@
 //   ignore_snapshots          mount although the network holds snapshots
 //                             this state dir does not descend from
 //
-// They are taken out of the -o lists before fs/options.cc parses the rest
-// (a small hook in fs/main.cc) and kept in one process-wide value, until
-// MountOptions carries them (a request to its owner, .helpers notes).
+// fs/options.cc parses them with the other -o options (ApplySnapshotOption)
+// into MountOptions::snapshot; main() publishes that copy once with
+// SetMountSnapshotOptions for the snapshot service.
 //
-// Thread-safety: ExtractSnapshotOptions runs once in main() before any
+// Thread-safety: SetMountSnapshotOptions runs once in main() before any
 // thread; MountSnapshotOptions() is read-only afterwards.
 #pragma once
+
+#include <string>
 
 #include "lib/status.h"
 
@@ -42,11 +44,10 @@ struct SnapshotOptions {
 Status ApplySnapshotOption(const std::string& key, const std::string& value,
                            SnapshotOptions* opts);
 
-// Removes our options from every "-o LIST" / "-oLIST" in argv (argc and
-// argv are replaced by a copy that lives for the process) and stores them.
-Status ExtractSnapshotOptions(int* argc, char*** argv);
+// Publishes the options parsed for this mount (main(), before any thread).
+void SetMountSnapshotOptions(const SnapshotOptions& opts);
 
-// The options ExtractSnapshotOptions found (defaults if it never ran).
+// The options SetMountSnapshotOptions published (defaults if it never ran).
 const SnapshotOptions& MountSnapshotOptions();
 
 }  // namespace shardfs::fs

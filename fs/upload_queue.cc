@@ -1,6 +1,13 @@
 // Upload and deletion queues (METADATA.md §4). See upload_queue.h.
 #include "fs/upload_queue.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "lib/log.h"
 
 namespace shardfs::fs {
@@ -15,6 +22,20 @@ constexpr auto kDeleteGap = std::chrono::milliseconds(100);
 // Pause after a deletion pass in which some deletion failed.
 constexpr auto kDeleteRetry = std::chrono::seconds(10);
 constexpr auto kMaxBackoff = std::chrono::seconds(60);
+// Nice value of the dispatcher and deleter threads. The dispatcher seals,
+// encodes and hashes segments on its own thread (ClusterClient runs that
+// work on the caller's thread): in the background, like the kernel's
+// writeback, so foreground requests win the CPU when both want it. Waiting
+// in upload=sync mode is not slowed: the waiter uses no CPU meanwhile.
+constexpr int kBackgroundNice = 10;
+
+void LowerThreadPriority() {
+  // Linux: the nice value is per thread (setpriority on the thread id).
+  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  if (::setpriority(PRIO_PROCESS, tid, kBackgroundNice) != 0) {
+    LOG_DEBUG("setpriority of an upload thread: {}", std::strerror(errno));
+  }
+}
 }  // namespace
 
 Uploader::Uploader(MetaStore* meta, Staging* staging, ReadCache* cache, ClusterClient* cluster,
@@ -29,12 +50,21 @@ Uploader::Uploader(MetaStore* meta, Staging* staging, ReadCache* cache, ClusterC
   files_->SetUploadHook([this] { NotifyQueued(); });
 }
 
-Uploader::~Uploader() { Stop(); }
+Uploader::~Uploader() {
+  Stop();
+  files_->SetUploadHook(nullptr);
+}
 
 void Uploader::Start() {
-  threads_.emplace_back([this] { DispatchLoop(); });
+  threads_.emplace_back([this] {
+    LowerThreadPriority();
+    DispatchLoop();
+  });
   threads_.emplace_back([this] { CompletionLoop(); });
-  threads_.emplace_back([this] { DeleteLoop(); });
+  threads_.emplace_back([this] {
+    LowerThreadPriority();
+    DeleteLoop();
+  });
 }
 
 void Uploader::Stop() {
@@ -113,6 +143,10 @@ void Uploader::DispatchLocked(std::unique_lock<std::mutex>& lock) {
   const int room = max_in_flight_ - static_cast<int>(in_flight_.size());
   more_ = false;
   if (room <= 0 || !cluster_) return;
+  if (!damaged_.empty() && Clock::now() - last_damaged_check_ >= kPoll) {
+    last_damaged_check_ = Clock::now();
+    RecheckDamagedLocked(lock);
+  }
   std::vector<Key> busy;
   const auto now = Clock::now();
   for (const auto& [k, v] : in_flight_) busy.push_back(k);
@@ -120,6 +154,7 @@ void Uploader::DispatchLocked(std::unique_lock<std::mutex>& lock) {
     if (until > now) busy.push_back(k);
   }
   busy.insert(busy.end(), awaiting_commit_.begin(), awaiting_commit_.end());
+  for (const auto& [k, id] : damaged_) busy.push_back(k);
   lock.unlock();
   auto next = meta_->NextUploads(room, busy);
   lock.lock();
@@ -141,11 +176,22 @@ void Uploader::DispatchLocked(std::unique_lock<std::mutex>& lock) {
     }
     Result<std::vector<uint8_t>> data = Status::Aborted("dirty");
     if (!dirty) data = staging_->ReadAll(q.staging_id, q.len);
+    // A staging file missing while SQLite still queues it is lost (removed
+    // behind our back, a damaged disk): retrying cannot help. Reported once
+    // and set aside until the next mount, not retried every second.
+    const bool lost = !dirty && !data.ok() && data.status().IsNotFound() && StillQueued(q);
     if (dirty || !data.ok() || data->empty()) {
       lock.lock();
       in_flight_.erase({q.ino, q.idx});
       if (dirty) {
         awaiting_commit_.insert({q.ino, q.idx});
+      } else if (lost) {
+        damaged_[{q.ino, q.idx}] = q.staging_id;
+        ++generation_;
+        done_cv_.notify_all();  // upload=sync waiters fail now
+        LOG_ERROR("inode {} segment {}: staging file {} is missing, so its data cannot be "
+                  "uploaded (the file is damaged; user.shardfs.status says so)",
+                  q.ino, q.idx, staging_->PathOf(q.staging_id));
       } else {
         backoff_until_[{q.ino, q.idx}] = Clock::now() + std::chrono::seconds(1);
         if (!data.ok()) {
@@ -181,8 +227,13 @@ void Uploader::CompletionLoop() {
     in_flight_.erase(key);
     if (c.result.ok()) {
       ++stats_.uploaded;
-      backoff_.erase(key);
-      backoff_until_.erase(key);
+      // The cluster takes uploads again: retry what failed (a node outage)
+      // now rather than after its backoff, up to a minute away.
+      if (!backoff_until_.empty()) {
+        backoff_until_.clear();
+        backoff_.clear();
+        more_ = true;
+      }
     } else {
       ++stats_.failed;
       auto& b = backoff_[key];
@@ -235,6 +286,43 @@ void Uploader::Complete(const QueuedUpload& item, const Result<Locator>& result)
   }
 }
 
+bool Uploader::StillQueued(const QueuedUpload& q) {
+  auto rows = meta_->ListSegments(q.ino);
+  if (!rows.ok()) return false;
+  for (const SegmentRow& r : *rows) {
+    if (r.idx == q.idx) return r.staging_id == q.staging_id;
+  }
+  return false;
+}
+
+void Uploader::RecheckDamagedLocked(std::unique_lock<std::mutex>& lock) {
+  const std::map<Key, uint64_t> damaged = damaged_;
+  lock.unlock();
+  std::vector<Key> gone;
+  for (const auto& [k, id] : damaged) {
+    QueuedUpload q;
+    q.ino = k.first;
+    q.idx = k.second;
+    q.staging_id = id;
+    if (!StillQueued(q)) gone.push_back(k);
+  }
+  lock.lock();
+  for (const Key& k : gone) {
+    auto it = damaged_.find(k);
+    if (it != damaged_.end() && it->second == damaged.at(k)) damaged_.erase(it);
+  }
+}
+
+std::vector<uint32_t> Uploader::DamagedSegments(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  std::vector<uint32_t> out;
+  for (auto it = damaged_.lower_bound({ino, 0}); it != damaged_.end() && it->first.first == ino;
+       ++it) {
+    out.push_back(it->first.second);
+  }
+  return out;
+}
+
 Status Uploader::WaitForFile(uint64_t ino, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   NotifyQueued();
@@ -244,9 +332,17 @@ Status Uploader::WaitForFile(uint64_t ino, std::chrono::milliseconds timeout) {
     auto rows = meta_->ListSegments(ino);
     lock.lock();
     if (!rows.ok()) return rows.status();
-    bool pending = false;
-    for (const SegmentRow& r : *rows) pending |= r.staging_id.has_value();
+    bool pending = false, damaged = false;
+    for (const SegmentRow& r : *rows) {
+      pending |= r.staging_id.has_value();
+      auto it = damaged_.find({ino, r.idx});
+      damaged |= r.staging_id && it != damaged_.end() && it->second == *r.staging_id;
+    }
     if (!pending) return Status::OK();
+    if (damaged) {
+      return Status::Corruption("inode " + std::to_string(ino) +
+                                ": a staging file pending upload is missing");
+    }
     if (stopping_) return Status::Aborted("unmounting");
     const uint64_t gen = generation_;
     if (!done_cv_.wait_until(lock, deadline, [&] { return generation_ != gen || stopping_; })) {

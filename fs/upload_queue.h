@@ -61,8 +61,13 @@ class Uploader {
   // Committed staged segments are in the upload queue: look now.
   void NotifyQueued();
   // Waits until `ino` has nothing in the upload queue; TimedOut after
-  // `timeout` (the data stays queued).
+  // `timeout` (the data stays queued), Corruption at once when one of its
+  // segments is damaged.
   Status WaitForFile(uint64_t ino, std::chrono::milliseconds timeout);
+  // Segments of `ino` whose staging file is gone while SQLite still queues
+  // it (deleted or lost behind the mount's back): they cannot be uploaded,
+  // are not retried until the next mount, and user.shardfs.status says so.
+  std::vector<uint32_t> DamagedSegments(uint64_t ino);
 
   struct Stats {
     uint64_t uploaded = 0;
@@ -87,6 +92,13 @@ class Uploader {
   void CompletionLoop();
   void DeleteLoop();
   void Complete(const QueuedUpload& item, const Result<Locator>& result);
+  // True when `q` is still what SQLite queues for its segment, so a missing
+  // staging file is lost data rather than a segment replaced meanwhile.
+  bool StillQueued(const QueuedUpload& q);
+  // Forgets damaged segments that SQLite no longer queues with the lost
+  // staging file (rewritten, truncated, deleted). REQUIRES: lock held
+  // (released around SQLite).
+  void RecheckDamagedLocked(std::unique_lock<std::mutex>& lock);
 
   MetaStore* const meta_;
   Staging* const staging_;
@@ -112,6 +124,10 @@ class Uploader {
   // Segments found dirty in memory (being written): skipped until the next
   // commit queues something (NotifyQueued) or the next poll.
   std::set<Key> awaiting_commit_;                           // guarded by mu_
+  // Queued segments whose staging file is missing (DamagedSegments), with
+  // that staging id: dropped when a commit queues the segment anew.
+  std::map<Key, uint64_t> damaged_;                         // guarded by mu_
+  Clock::time_point last_damaged_check_{};                  // guarded by mu_
   std::deque<Completion> completions_;                      // guarded by mu_
   Stats stats_;                                             // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_: bumped per completion

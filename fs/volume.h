@@ -94,6 +94,8 @@ class Volume {
   Result<std::vector<DirEntry>> ReadDir(uint64_t dir, uint64_t after_cookie, size_t max);
   Result<uint64_t> ParentOf(uint64_t dir) { return meta_->ParentOf(dir); }
   void CountLookup(uint64_t ino) { inodes_.Ref(ino); }
+  // fsyncdir: every committed metadata change made durable on disk.
+  Status SyncMetadata() { return meta_->Sync(); }
 
   // --- open files (volume_files.cc)
   Result<FileHandle*> OpenFile(uint64_t ino, int flags);

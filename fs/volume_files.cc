@@ -161,6 +161,12 @@ Result<std::string> Volume::FileStatus(uint64_t ino) {
       if (!worst || WorseThan(h, *worst)) worst = h;
     }
   }
+  if (uploader_) {
+    if (auto lost = uploader_->DamagedSegments(ino); !lost.empty()) {
+      return "damaged: staging data of " + std::to_string(lost.size()) + " of " +
+             std::to_string(rows.size()) + " segments is missing (not uploadable)";
+    }
+  }
   if (pending) {
     return "pending upload: " + std::to_string(pending) + " of " + std::to_string(rows.size()) +
            " segments";

@@ -28,6 +28,19 @@ Result<InodeAttr> Volume::GetAttr(uint64_t ino) {
 Result<InodeAttr> Volume::SetAttr(uint64_t ino, const struct stat& st, int to_set,
                                   FileHandle* fh) {
   const int64_t now = NowNs();
+  // The writeback cache's time flush: mtime (and ctime) of a file open for
+  // writing, sent around every flush. They go to the open file and are
+  // written by its next commit (at the latest its release), which saves a
+  // SQLite transaction per small file written (a third of a create's).
+  constexpr int kTimes = FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME;
+  if (fh && (to_set & FUSE_SET_ATTR_MTIME) && (to_set & ~kTimes) == 0) {
+    const int64_t mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    const int64_t ctime = (to_set & FUSE_SET_ATTR_CTIME)
+                              ? st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec
+                              : now;
+    fh->file->SetTimes(mtime, ctime);
+    return GetAttr(ino);
+  }
   if (to_set & FUSE_SET_ATTR_SIZE) {
     ASSIGN_OR_RETURN(InodeAttr cur, meta_->GetAttr(ino));
     if (S_ISDIR(cur.mode)) return PosixError(EISDIR, "truncate a directory");

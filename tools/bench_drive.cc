@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -404,9 +405,14 @@ int RunDriveBench(const DriveBenchOptions& o, const std::atomic<bool>& stop) {
     // Both modes mount the bench volume from their own state dirs, one after
     // the other: the second must not be refused for not descending from the
     // first one's metadata snapshots (fs/SNAPSHOTS.md), so ignore them.
+    // $SHARDFS_BENCH_MOUNT_OPTS: more -o options (e.g. lease=off), for
+    // comparing settings without a rebuild.
+    std::string mount_opts = std::string("upload=") + mode + ",ignore_snapshots";
+    if (const char* extra = std::getenv("SHARDFS_BENCH_MOUNT_OPTS"); extra && *extra) {
+      mount_opts += std::string(",") + extra;
+    }
     t.pid = MountFuse({shardfs, "-f", "--config", o.config_path, "--state",
-                       base + "/state-" + mode, "-o",
-                       std::string("upload=") + mode + ",ignore_snapshots", t.root},
+                       base + "/state-" + mode, "-o", mount_opts, t.root},
                       t.root, log, stop);
     if (t.pid) {
       Workloads(&t, o, log, stop);

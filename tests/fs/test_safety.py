@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 
-from fsmount import Mount, client_conf, log, mount_opts, run_fs_tests  # first: sets sys.path
+from fsmount import Mount, client_conf, log, mount_opts, run_fs_tests, unmounted  # first: sets sys.path
 import cluster as cluster_mod  # noqa: E402
 
 SRC_TREE = os.environ.get('SHARDFS_RSYNC_TREE', '/usr/include')
@@ -590,6 +590,53 @@ def test_upload_sync_close_waits_for_nodes(c, m):
     assert read_uncached(m.path('back')) == data2
     log(f'close with {len(stopped)} nodes stopped: EIO after {out1["took"]:.1f} s; '
         f'succeeded {out2["took"]:.1f} s after starting once they were back')
+
+
+# --- a staging file lost behind the mount's back ----------------------------------
+
+@unmounted
+@client_conf(timeout_ms=NODE_TIMEOUT_MS)
+def test_missing_staging_file_is_damaged(c, m):
+    """A staging file pending upload that vanishes (deleted by hand, a
+    damaged disk) cannot be uploaded: the file's status says damaged, the
+    error is logged once instead of the upload being retried for ever, and
+    other files still upload."""
+    log_path = os.path.join(c.tmp, 'shardfs-daemon.log')
+    base_args = m.args
+    m.args = lambda extra_opts=(): base_args(extra_opts) + ['--log-file', log_path]
+    m.mount()
+    seg = c.segment_size()
+    staging = os.path.join(m.state, 'staging')
+    stopped = too_many_down(c)
+    stop_nodes(c, stopped)  # the upload fails: the staging file is read again
+    try:
+        write(m.path('lost'), os.urandom(seg // 2))
+        assert status(m.path('lost')).startswith('pending upload'), status(m.path('lost'))
+        staged = os.listdir(staging)
+        assert len(staged) == 1, staged
+        # After a failed attempt (its bytes were read before), so the retry
+        # must read the staging file again.
+        deadline = time.monotonic() + 60
+        while True:
+            with open(log_path, errors='replace') as f:
+                if 'failed (retry in' in f.read():
+                    break
+            assert time.monotonic() < deadline, 'no upload attempt failed with the nodes stopped'
+            time.sleep(0.2)
+        os.unlink(os.path.join(staging, staged[0]))
+        s = wait_status(m.path('lost'), 'damaged', timeout=60)
+        assert 'missing' in s, s
+    finally:
+        cont_nodes(c, stopped)
+    ok = os.urandom(seg // 3)
+    write(m.path('ok'), ok)
+    wait_status(m.path('ok'), ('stored', 'degraded'), timeout=60)
+    time.sleep(3)  # a spinning retry would log again meanwhile
+    with open(log_path, errors='replace') as f:
+        lines = [line for line in f if 'is missing' in line]
+    assert len(lines) == 1, f'{len(lines)} log lines about the missing staging file: {lines[:3]}'
+    assert status(m.path('lost')).startswith('damaged'), status(m.path('lost'))
+    assert read_uncached(m.path('ok')) == ok
 
 
 if __name__ == '__main__':
