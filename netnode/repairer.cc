@@ -177,16 +177,42 @@ void Repairer::RunPass() {
   for (const Ranked& r : *ranked) queued += needs_work(r) ? 1 : 0;
   queued_ = queued;
   uint64_t lost = 0;
+  bool completed = true;
   for (const Ranked& r : *ranked) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ || handoff_requested_ || pass_requested_) break;  // rank again
+      if (stopping_ || handoff_requested_ || pass_requested_) {
+        completed = false;
+        break;  // rank again
+      }
     }
     lost += AuditAndAct(r.stripe) ? 1 : 0;
     if (needs_work(r) && queued_ > 0) --queued_;
   }
   queued_ = 0;
   lost_ = lost;
+  if (!completed) return;
+  // Forget stripes we no longer hold (collected, deleted).
+  std::set<StripeId> held;
+  for (const Ranked& r : *ranked) held.insert(r.stripe);
+  std::erase_if(unrepairable_, [&](const StripeId& s) { return !held.count(s); });
+  if (lost == last_lost_) return;
+  // One line per change, with how many peers we reach: "every stripe is
+  // lost" on a node that reaches nobody means this node is cut off.
+  size_t peers = 0, up = 0;
+  for (const wire::PeerEntry& e : membership_->View()) {
+    if (e.node_id == options_.self) continue;
+    ++peers;
+    up += e.state == wire::PeerState::kUp ? 1 : 0;
+  }
+  if (lost > 0) {
+    LOG_ERROR("{} of {} stripes held here have fewer than k healthy shards ({} of {} peers up{})",
+              lost, ranked->size(), up, peers, up == 0 && peers > 0 ? ": is this node cut off?" : "");
+  } else {
+    LOG_INFO("every stripe held here has at least k healthy shards again ({} of {} peers up)", up,
+             peers);
+  }
+  last_lost_ = lost;
 }
 
 bool Repairer::AuditAndAct(const StripeId& stripe) {
@@ -195,6 +221,8 @@ bool Repairer::AuditAndAct(const StripeId& stripe) {
   if (!audited.ok()) {
     if (!audited.status().IsNotFound()) {
       LOG_WARN("audit of stripe {}: {}", stripe.Hex(), audited.status().ToString());
+    } else {
+      unrepairable_.erase(stripe);  // we hold nothing of it any more
     }
     return false;
   }
@@ -211,13 +239,19 @@ bool Repairer::AuditAndAct(const StripeId& stripe) {
   const int n = a.newest.n(), k = a.newest.k;
   const int healthy = a.Count(SlotHealth::kHealthy);
   const int threshold = options_.threshold <= 0 ? n : std::clamp(options_.threshold, k, n);
+  if (healthy >= k && unrepairable_.erase(stripe) > 0) {
+    LOG_INFO("stripe {}: {} of {} shards healthy again", stripe.Hex(), healthy, n);
+  }
   if (healthy >= threshold || a.Count(SlotHealth::kMissing) + a.Count(SlotHealth::kCorrupt) == 0) {
     return false;
   }
   if (healthy < k) {
-    // No coordinator can exist below k; every holder says so, once per pass.
-    LOG_ERROR("stripe {}: only {} of the {} shards needed are healthy: cannot repair now",
-              stripe.Hex(), healthy, k);
+    // No coordinator can exist below k. Every holder says so, once when it
+    // happens (RunPass sums them up per pass).
+    if (unrepairable_.insert(stripe).second) {
+      LOG_ERROR("stripe {}: only {} of the {} shards needed are healthy: cannot repair now",
+                stripe.Hex(), healthy, k);
+    }
     return true;
   }
   if (a.Coordinator() != options_.self || a.Count(SlotHealth::kMissing) == 0) return false;

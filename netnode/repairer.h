@@ -38,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -116,6 +117,12 @@ class Repairer {
   const RepairOptions options_;
   RateLimiter limiter_;
   std::unique_ptr<Catalog> catalog_;  // repairer thread only
+  // Repairer thread only. Stripes already reported below k: each is logged
+  // once when it becomes unrepairable, not on every pass, so a node cut off
+  // from its peers (which sees every stripe that way) does not flood its
+  // log; `last_lost_` is the count the last summary line gave.
+  std::set<StripeId> unrepairable_;
+  uint64_t last_lost_ = 0;
 
   std::mutex mu_;
   std::condition_variable cv_;
