@@ -12,6 +12,7 @@
 
 #include "lib/checksum.h"
 #include "lib/coding.h"
+#include "lib/curve_keys.h"
 #include "lib/log.h"
 
 namespace shardfs::fs {
@@ -74,6 +75,10 @@ Result<VolumeKeys> VolumeKeys::Derive(const Key& master) {
   }
   k.owner.public_key = pub;
   k.owner.secret_key = sec;
+  // Record PUTs and DELETEs name this owner, and a node accepts them only
+  // from a socket authenticated as it (SECURITY.md §3): the transport finds
+  // the keypair here whatever identity its default sockets use.
+  RegisterCurveIdentity(CurveKeypair{k.owner.public_key, k.owner.secret_key});
   return k;
 }
 

@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <string_view>
 
+#include "lib/client_identity.h"
 #include "lib/wire_format.h"
 
 namespace shardfs {
@@ -91,7 +93,13 @@ class ConfigParser {
     if (cl == nullptr) return Error("cluster", "missing [cluster] table");
     RETURN_IF_ERROR(
         CheckKeys(*vol, "volume", {"key_file", "identity_file", "k", "m", "segment_size"}));
-    RETURN_IF_ERROR(CheckKeys(*cl, "cluster", {"nodes", "timeout_ms"}));
+    RETURN_IF_ERROR(CheckKeys(*cl, "cluster",
+                              {"nodes", "timeout_ms", "network_file", "insecure_no_curve"}));
+    RETURN_IF_ERROR(GetString(*cl, "cluster", "network_file", false, &cfg->network_file));
+    if (const toml::node* n = cl->get("insecure_no_curve")) {
+      if (!n->is_boolean()) return Error("cluster.insecure_no_curve", "must be true or false");
+      cfg->insecure_no_curve = n->as_boolean()->get();
+    }
 
     RETURN_IF_ERROR(GetString(*vol, "volume", "key_file", true, &cfg->key_file));
     cfg->identity_file = Resolve("client.id");
@@ -156,6 +164,7 @@ Result<ClientConfig> LoadClientConfig(const std::string& path) {
   try {
     toml::table root = toml::parse_file(path);
     RETURN_IF_ERROR(ConfigParser(path).Parse(root, &cfg));
+    RETURN_IF_ERROR(LoadClientCurveKeys(&cfg));
   } catch (const toml::parse_error& e) {
     std::ostringstream msg;
     msg << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
@@ -167,18 +176,50 @@ Result<ClientConfig> LoadClientConfig(const std::string& path) {
   return cfg;
 }
 
+Status LoadClientCurveKeys(ClientConfig* cfg) {
+  const std::string where = cfg->path.empty() ? "client config" : cfg->path;
+  if (cfg->network_file.empty()) {
+    if (const char* env = std::getenv("SHARDFS_NETWORK_FILE"); env && *env) {
+      cfg->network_file = env;
+    }
+  }
+  if (cfg->insecure_no_curve) {
+    cfg->curve = {};
+    return Status::OK();
+  }
+  if (cfg->network_file.empty()) {
+    return Status::InvalidArgument(
+        where + ": cluster.network_file: missing: this client holds no network key, and nodes "
+                "refuse it (get one with 'shardctl invite --dir NODE_DATA_DIR --output FILE')");
+  }
+  RETURN_IF_ERROR(CheckCurveAvailable());
+  auto token = LoadNetworkFile(cfg->network_file);
+  if (!token.ok()) return token.status().With(where + ": cluster.network_file");
+  auto id = LoadOrCreateClientIdentity(cfg->identity_file);
+  if (!id.ok()) return id.status().With(where + ": volume.identity_file");
+  ASSIGN_OR_RETURN(cfg->curve,
+                   ClientKeysFor(token->secret, CurveKeypair{id->public_key, id->secret_key}));
+  SetDefaultCurveClientKeys(cfg->curve);
+  SetDefaultNetworkFile(cfg->network_file);
+  return Status::OK();
+}
+
 Status WriteClientConfig(const std::string& path, const ClientConfig& cfg) {
   std::string text;
   try {
     toml::array nodes;
     for (const std::string& n : cfg.nodes) nodes.push_back(n);
+    toml::table cluster{{"nodes", nodes}, {"timeout_ms", cfg.timeout_ms}};
+    std::string network = cfg.network_file.empty() ? DefaultNetworkFile() : cfg.network_file;
+    if (!network.empty()) cluster.insert("network_file", network);
+    if (cfg.insecure_no_curve) cluster.insert("insecure_no_curve", true);
     toml::table root{
         {"volume", toml::table{{"key_file", cfg.key_file},
                                {"identity_file", cfg.identity_file},
                                {"k", cfg.k},
                                {"m", cfg.m},
                                {"segment_size", static_cast<int64_t>(cfg.segment_size)}}},
-        {"cluster", toml::table{{"nodes", nodes}, {"timeout_ms", cfg.timeout_ms}}},
+        {"cluster", cluster},
     };
     std::ostringstream out;
     out << "# shardfs client configuration (shardfs.conf(5))\n" << root << "\n";

@@ -9,6 +9,12 @@
 //   [cluster]
 //   nodes = ["tcp://127.0.0.1:40001", ...]  # at least one reachable
 //   timeout_ms = 5000                # per request before trying elsewhere
+//   network_file = "/path/network.token" # join token, mode 0600 (curve_keys.h)
+//   insecure_no_curve = false        # benchmark only, loopback nodes only
+//
+// Loading also loads (or creates) the identity and the network file and
+// installs the resulting CURVE keys as the process default for RpcClients
+// (curve_keys.h), so every socket of a client process is CURVE.
 //
 // Relative paths are resolved against the config file's directory.
 //
@@ -19,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/curve_keys.h"
 #include "lib/status.h"
 
 namespace shardfs {
@@ -31,12 +38,20 @@ struct ClientConfig {
   size_t segment_size = 4 * 1024 * 1024;
   std::vector<std::string> nodes;
   int timeout_ms = 5000;
+  std::string network_file;  // "" : $SHARDFS_NETWORK_FILE
+  bool insecure_no_curve = false;
+  CurveClientKeys curve;     // filled by LoadClientConfig; not written
   std::string path;  // the file this was loaded from ("" if built in code)
 };
 
-// InvalidArgument naming the key and the file on any bad value.
+// InvalidArgument naming the key and the file on any bad value; the
+// network file's errors (missing, mode, malformed) name it too.
 Result<ClientConfig> LoadClientConfig(const std::string& path);
-// Atomic replace (tmp + fsync + rename), mode 0600.
+// Loads the network file and identity named by `cfg` into cfg->curve.
+// InvalidArgument when no network file is configured (and not insecure).
+Status LoadClientCurveKeys(ClientConfig* cfg);
+// Atomic replace (tmp + fsync + rename), mode 0600. An empty network_file
+// is written as DefaultNetworkFile() (the one this process loaded).
 Status WriteClientConfig(const std::string& path, const ClientConfig& cfg);
 
 }  // namespace shardfs

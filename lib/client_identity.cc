@@ -6,6 +6,8 @@
 // see a half-written file.
 #include "lib/client_identity.h"
 
+#include "lib/curve_keys.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -120,6 +122,7 @@ Result<ClientIdentity> LoadClientIdentity(const std::string& path) {
   if (!IsZ85(id.public_key) || !IsZ85(id.secret_key)) {
     return Status::Corruption(path + ": identity file holds a malformed key");
   }
+  RegisterCurveIdentity(CurveKeypair{id.public_key, id.secret_key});
   return id;
 }
 

@@ -19,6 +19,7 @@
 #include "lib/segment_reader.h"
 #include "lib/segment_writer.h"
 #include "lib/stripe_lookup.h"
+#include "lib/suspect_nodes.h"
 #include "lib/transport.h"
 
 namespace shardfs {
@@ -248,7 +249,28 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::Connect(const ClientConfig
                                    " gives shards above the protocol's limit");
   }
   ASSIGN_OR_RETURN(ClientIdentity identity, LoadOrCreateClientIdentity(cfg.identity_file));
-  ASSIGN_OR_RETURN(auto rpc, RpcClient::Create());
+  // Nodes caught returning altered bytes are listed next to the config, where
+  // `shardctl status` reads them (lib/suspect_nodes.h).
+  if (!cfg.path.empty()) SetSuspectNodesFile(SuspectNodesFileFor(cfg.path));
+  // SECURITY.md §2: the sockets authenticate with the same keypair that
+  // owns the shards. A config built in code may name a network file that
+  // LoadClientConfig did not load yet.
+  RpcOptions ro;
+  ro.curve = cfg.curve;
+  if (ro.curve.empty() && !cfg.insecure_no_curve && !cfg.network_file.empty()) {
+    ClientConfig copy = cfg;
+    RETURN_IF_ERROR(LoadClientCurveKeys(&copy));
+    ro.curve = copy.curve;
+  }
+  if (!ro.curve.empty()) {
+    // The config's keys may be another identity's (a snapshot client with
+    // its own owner file): the sockets use this client's identity.
+    ro.curve.public_key = identity.public_key;
+    ro.curve.secret_key = identity.secret_key;
+  }
+  if (cfg.insecure_no_curve) ro.curve = {};
+  ASSIGN_OR_RETURN(auto rpc, cfg.insecure_no_curve ? RpcClient::CreatePlain(ro)
+                                                   : RpcClient::Create(ro));
   std::unique_ptr<ClusterClientImpl> client;
   try {
     client = std::make_unique<ClusterClientImpl>(cfg, master, std::move(identity), std::move(rpc),
@@ -261,7 +283,13 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::Connect(const ClientConfig
     std::string msg =
         "none of the " + std::to_string(cfg.nodes.size()) + " configured nodes answered (";
     for (size_t i = 0; i < cfg.nodes.size(); ++i) msg += (i ? ", " : "") + cfg.nodes[i];
-    return Status::Unavailable(msg + ")");
+    msg += ")";
+    if (!ro.curve.empty()) {
+      msg += "; if they are running, they refused the CURVE handshake: is " +
+             (cfg.network_file.empty() ? std::string("the network file") : cfg.network_file) +
+             " a network key of their network (shardctl invite)?";
+    }
+    return Status::Unavailable(msg);
   }
   if (up < static_cast<size_t>(cfg.k + cfg.m)) {
     LOG_WARN("only {} of {} nodes answered; k + m = {}", up, cfg.nodes.size(), cfg.k + cfg.m);

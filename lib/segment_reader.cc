@@ -12,6 +12,7 @@
 
 #include "lib/checksum.h"
 #include "lib/log.h"
+#include "lib/suspect_nodes.h"
 
 namespace shardfs {
 
@@ -121,11 +122,21 @@ Result<std::vector<uint8_t>> SegmentReader::Read(const Locator& loc) {
     Status st = r.status();
     wire::GetShardReply reply;
     if (st.ok()) st = ParseReply(*r, &reply);
+    // A node that answers OK with bytes that do not match the locator lied
+    // (it checks its own CRC before serving, and CURVE rules out the wire):
+    // a suspect. An error reply, even "corrupt", is an honest node.
+    bool altered = false;
     if (st.ok() && (!r->has_payload || r->payload.size() != ss || reply.shard_size != ss)) {
       st = Status::Corruption("wrong shard size");
+      altered = true;
     }
     if (st.ok() && Crc32c(r->payload_bytes()) != loc.shards[i].crc32c) {
       st = Status::Corruption("CRC32C mismatch (bit rot or a lying node)");
+      altered = true;
+    }
+    if (altered) {
+      ReportSuspectNode(loc.shards[i].node,
+                        what + " " + shard + ": " + std::string(st.message()));
     }
     if (!st.ok()) {
       rs.slots[i] = Slot::kBad;
@@ -212,9 +223,25 @@ Result<std::vector<uint8_t>> SegmentReader::Read(const Locator& loc) {
   while (request_one()) {
   }
   while (rs.outstanding > 0) wait_one(Clock::now() + timeout_ + std::chrono::seconds(1));
+  // The locator also records each shard's SHA-256: a forged shard with a
+  // matching CRC fails it, and names its node. Only on this rare path, so
+  // the normal read pays for CRC32C alone.
+  for (int i = 0; i < n; ++i) {
+    if (rs.slots[i] != Slot::kGood || loc.shards[i].sha256 == Sha256Digest{}) continue;
+    const auto* p = static_cast<const uint8_t*>(rs.payloads[i].data());
+    if (Sha256(std::span<const uint8_t>(p, ss)) != loc.shards[i].sha256) {
+      rs.slots[i] = Slot::kBad;
+      ReportSuspectNode(loc.shards[i].node, what + " shard " + std::to_string(i) +
+                                                ": SHA-256 mismatch behind a matching CRC32C "
+                                                "(forged shard)");
+    }
+  }
   std::vector<int> good;
   for (int i = 0; i < n; ++i) {
     if (rs.slots[i] == Slot::kGood) good.push_back(i);
+  }
+  if (static_cast<int>(good.size()) < k) {
+    return Status::AuthFailed(what + ": fewer than k shards left after dropping forged ones");
   }
   // Lexicographic k-combinations of `good`, as index vectors into it.
   std::vector<int> pick(k);

@@ -13,8 +13,13 @@
 // With fewer than k data shards: ISA-L rebuilds the data from any k, then
 // AES-GCM opens. If the tag fails although every shard matched its CRC, a
 // node returned forged bytes with a matching CRC (CRC32C is not a MAC):
-// every remaining shard is fetched and other k-subsets are tried (at most
-// kMaxSubsets) before giving up with AuthFailed.
+// every remaining shard is fetched, shards whose SHA-256 differs from the
+// locator's are dropped, and other k-subsets are tried (at most kMaxSubsets)
+// before giving up with AuthFailed.
+//
+// A node that answers OK with bytes not matching the locator (size, CRC32C
+// or SHA-256) is reported with ReportSuspectNode (lib/suspect_nodes.h);
+// `shardctl status` lists those nodes. Error replies are not suspicious.
 //
 // Thread-safety: Read may be called from any number of threads at once.
 #pragma once

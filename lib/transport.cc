@@ -21,6 +21,7 @@ namespace shardfs {
 
 struct RpcClient::Submission {
   std::string endpoint;
+  std::string sender;  // "" : the default keys
   uint64_t id;
   std::string header;
   Payload payload;
@@ -35,6 +36,7 @@ struct RpcClient::Connection {
     Payload payload;
   };
   std::string endpoint;
+  std::string sender;                     // CURVE identity to use; "" : default
   std::unique_ptr<zmq::socket_t> socket;  // null after a reset, until next use
   std::deque<Outgoing> outq;              // accepted but not yet handed to ZeroMQ
   Clock::time_point last_recv;            // last message of any kind from the peer
@@ -60,7 +62,7 @@ class RpcClient::Loop {
   using Deadline = std::pair<Clock::time_point, uint64_t>;
 
   void TakeSubmissions(bool final);
-  size_t ConnectionFor(const std::string& endpoint);
+  size_t ConnectionFor(const std::string& endpoint, const std::string& sender);
   bool EnsureSocket(Connection& c);
   void Flush(size_t ci);
   void Receive(size_t ci);
@@ -79,10 +81,20 @@ class RpcClient::Loop {
   std::atomic<uint64_t> sent_{0}, replies_{0}, timeouts_{0}, late_{0}, resets_{0};
 };
 
+Result<std::unique_ptr<RpcClient>> RpcClient::CreatePlain(const RpcOptions& options) {
+  RpcOptions o = options;
+  o.curve = {};
+  return CreateImpl(o, /*plain=*/true);
+}
+
 Result<std::unique_ptr<RpcClient>> RpcClient::Create(const RpcOptions& options) {
+  return CreateImpl(options, /*plain=*/false);
+}
+
+Result<std::unique_ptr<RpcClient>> RpcClient::CreateImpl(const RpcOptions& options, bool plain) {
   std::unique_ptr<RpcClient> rpc;
   try {
-    rpc.reset(new RpcClient(options));
+    rpc.reset(new RpcClient(options, plain));
   } catch (const zmq::error_t& e) {
     return Status::Unavailable(std::string("zmq context: ") + e.what());
   }
@@ -101,7 +113,8 @@ Result<std::unique_ptr<RpcClient>> RpcClient::Create(const RpcOptions& options) 
   return rpc;
 }
 
-RpcClient::RpcClient(const RpcOptions& options) : options_(options) {
+RpcClient::RpcClient(const RpcOptions& options, bool plain) : options_(options) {
+  if (options_.curve.empty() && !plain) options_.curve = DefaultCurveClientKeys();
   context_.set(zmq::ctxopt::io_threads, options.io_threads);
   context_.set(zmq::ctxopt::blocky, 0);
 }
@@ -119,14 +132,15 @@ void RpcClient::Wake() {
 }
 
 void RpcClient::SubmitEncoded(const std::string& endpoint, uint64_t request_id, std::string header,
-                              Payload payload, Clock::time_point deadline, RpcCallback done) {
+                              Payload payload, Clock::time_point deadline, RpcCallback done,
+                              std::string sender) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!closed_ && !stopping_) {
       wake = queue_.empty();  // the I/O thread drains everything per wake-up
-      queue_.push_back(Submission{endpoint, request_id, std::move(header), std::move(payload),
-                                  deadline, std::move(done)});
+      queue_.push_back(Submission{endpoint, std::move(sender), request_id, std::move(header),
+                                  std::move(payload), deadline, std::move(done)});
       done = nullptr;
     }
   }
@@ -139,13 +153,14 @@ void RpcClient::SubmitEncoded(const std::string& endpoint, uint64_t request_id, 
 
 Result<RpcReply> RpcClient::CallEncoded(const std::string& endpoint, uint64_t request_id,
                                         std::string header, Payload payload,
-                                        Clock::time_point deadline) {
+                                        Clock::time_point deadline, std::string sender) {
   if (OnIoThread()) return Status::InvalidArgument("RpcClient::Call on the I/O thread");
   // shared_ptr: the I/O thread may still be inside set_value when get() returns.
   auto promise = std::make_shared<std::promise<Result<RpcReply>>>();
   auto future = promise->get_future();
   SubmitEncoded(endpoint, request_id, std::move(header), std::move(payload), deadline,
-                [promise](Result<RpcReply> r) { promise->set_value(std::move(r)); });
+                [promise](Result<RpcReply> r) { promise->set_value(std::move(r)); },
+                std::move(sender));
   return future.get();
 }
 
@@ -244,7 +259,7 @@ void RpcClient::Loop::TakeSubmissions(bool final) {
              Status::Aborted("transport shut down; request to " + s.endpoint + " not sent"));
       continue;
     }
-    size_t ci = ConnectionFor(s.endpoint);
+    size_t ci = ConnectionFor(s.endpoint, s.sender);
     Connection& c = conns_[ci];
     if (!EnsureSocket(c)) {
       Invoke(s.done, Status::Unavailable("cannot connect to " + s.endpoint));
@@ -260,11 +275,13 @@ void RpcClient::Loop::TakeSubmissions(bool final) {
   }
 }
 
-size_t RpcClient::Loop::ConnectionFor(const std::string& endpoint) {
-  auto it = by_endpoint_.find(endpoint);
+size_t RpcClient::Loop::ConnectionFor(const std::string& endpoint, const std::string& sender) {
+  // One socket per (endpoint, identity): a CURVE socket has one keypair.
+  std::string key = sender.empty() ? endpoint : endpoint + '\n' + sender;
+  auto it = by_endpoint_.find(key);
   if (it != by_endpoint_.end()) return it->second;
-  conns_.push_back(Connection{endpoint, nullptr, {}, Clock::now()});
-  by_endpoint_.emplace(endpoint, conns_.size() - 1);
+  conns_.push_back(Connection{endpoint, sender, nullptr, {}, Clock::now()});
+  by_endpoint_.emplace(key, conns_.size() - 1);
   return conns_.size() - 1;
 }
 
@@ -280,6 +297,22 @@ bool RpcClient::Loop::EnsureSocket(Connection& c) {
     s->set(zmq::sockopt::rcvhwm, rpc_->options_.receive_hwm);
     s->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(wire::kMaxFrameSize));
     s->set(zmq::sockopt::reconnect_ivl, rpc_->options_.reconnect_ivl_ms);
+    // A connect stuck in SYN-SENT (a peer behind a cut link) would otherwise
+    // wait for the kernel's SYN back-off, up to minutes after the link is
+    // back: give up after 1 s and let reconnect_ivl try afresh.
+    s->set(zmq::sockopt::connect_timeout, 1000);
+    CurveClientKeys curve = rpc_->options_.curve;
+    if (!curve.empty() && !c.sender.empty()) {
+      if (auto kp = FindCurveIdentity(c.sender)) {
+        curve.public_key = kp->public_key;
+        curve.secret_key = kp->secret_key;
+      }
+    }
+    if (!curve.empty()) {
+      s->set(zmq::sockopt::curve_serverkey, curve.server_key);
+      s->set(zmq::sockopt::curve_publickey, curve.public_key);
+      s->set(zmq::sockopt::curve_secretkey, curve.secret_key);
+    }
     s->connect(c.endpoint);
     c.socket = std::move(s);
     c.last_recv = Clock::now();
@@ -402,6 +435,11 @@ void RpcClient::Loop::Expire(Clock::time_point now) {
     const size_t ci = p.conn;
     std::string what = c.endpoint + (was_sent ? ": no reply before the deadline"
                                               : ": not connected before the deadline");
+    if (!was_sent) {
+      what += rpc_->options_.curve.empty()
+                  ? " (this client has no network key: a shardfs node refuses it)"
+                  : " (node down, or it refused the CURVE handshake: wrong network key?)";
+    }
     // Reset first: its counters are visible to whoever the callback wakes.
     if (stalled) Reset(ci, Status::TimedOut(conns_[ci].endpoint + ": node is not responding"));
     Finish(std::move(p), Status::TimedOut(what));

@@ -18,6 +18,10 @@
 // pin, are released at once instead of waiting for a peer that may never
 // read them (SIGSTOP, a dead link).
 //
+// Security: every socket is a CURVE client when keys are configured (see
+// RpcOptions::curve); a node that refuses the handshake never answers, so
+// its requests time out with a message that names the likely cause.
+//
 // Thread-safety: every public method may be called from any thread.
 // Callbacks run on the I/O thread and must not block; they may submit new
 // requests. Call() must not be used from a callback.
@@ -35,6 +39,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "lib/curve_keys.h"
 #include "lib/status.h"
 #include "lib/wire_messages.h"
 
@@ -68,6 +73,11 @@ struct RpcOptions {
   int send_hwm = 10000;  // messages queued per socket before EAGAIN
   int receive_hwm = 10000;
   int reconnect_ivl_ms = 100;
+  // CURVE keys for every socket (SECURITY.md §2). Empty: the process
+  // default (DefaultCurveClientKeys(), set by LoadClientConfig); empty too:
+  // plain sockets, which a shardfs node refuses (only unit tests and the
+  // loopback-only bench knob use them).
+  CurveClientKeys curve;
 };
 
 struct RpcStats {
@@ -81,6 +91,9 @@ struct RpcStats {
 class RpcClient {
  public:
   static Result<std::unique_ptr<RpcClient>> Create(const RpcOptions& options = {});
+  // Plain sockets even when a process default exists: the bench-only
+  // insecure_no_curve knob (SECURITY.md §6).
+  static Result<std::unique_ptr<RpcClient>> CreatePlain(const RpcOptions& options = {});
   ~RpcClient();  // Shutdown()
   RpcClient(const RpcClient&) = delete;
   RpcClient& operator=(const RpcClient&) = delete;
@@ -91,7 +104,7 @@ class RpcClient {
             Clock::time_point deadline, RpcCallback done) {
     const uint64_t id = NextRequestId();
     SubmitEncoded(endpoint, id, wire::EncodeMessage(id, msg), std::move(payload), deadline,
-                  std::move(done));
+                  std::move(done), SenderFor(msg));
   }
 
   // Blocks until the reply, the deadline or shutdown.
@@ -100,14 +113,30 @@ class RpcClient {
   Result<RpcReply> Call(const std::string& endpoint, const Msg& msg, Clock::time_point deadline,
                         Payload payload = {}) {
     const uint64_t id = NextRequestId();
-    return CallEncoded(endpoint, id, wire::EncodeMessage(id, msg), std::move(payload), deadline);
+    return CallEncoded(endpoint, id, wire::EncodeMessage(id, msg), std::move(payload), deadline,
+                       SenderFor(msg));
   }
 
   // `header` must carry `request_id` (wire::EncodeMessage(request_id, ...)).
+  // `sender`: public key of a keypair this process holds
+  // (FindCurveIdentity) to authenticate as; "" or unknown: the default.
   void SubmitEncoded(const std::string& endpoint, uint64_t request_id, std::string header,
-                     Payload payload, Clock::time_point deadline, RpcCallback done);
+                     Payload payload, Clock::time_point deadline, RpcCallback done,
+                     std::string sender = {});
   Result<RpcReply> CallEncoded(const std::string& endpoint, uint64_t request_id, std::string header,
-                               Payload payload, Clock::time_point deadline);
+                               Payload payload, Clock::time_point deadline,
+                               std::string sender = {});
+
+  // SECURITY.md §3: a request that names an owner (PUT_SHARD, DELETE_SHARD)
+  // goes out authenticated as that owner when this process holds its
+  // keypair, since the node accepts it only from that key.
+  template <typename Msg>
+  std::string SenderFor(const Msg& msg) const {
+    if constexpr (requires { msg.owner; }) {
+      if (!options_.curve.empty() && msg.owner != options_.curve.public_key) return msg.owner;
+    }
+    return {};
+  }
 
   uint64_t NextRequestId() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -124,11 +153,12 @@ class RpcClient {
   struct Pending;
   class Loop;
 
-  explicit RpcClient(const RpcOptions& options);
+  RpcClient(const RpcOptions& options, bool plain);
+  static Result<std::unique_ptr<RpcClient>> CreateImpl(const RpcOptions& options, bool plain);
   void Wake();
 
   // Fixed after construction.
-  const RpcOptions options_;
+  RpcOptions options_;  // fixed after construction
   zmq::context_t context_;  // before every socket (destroyed last)
   int wake_fd_ = -1;        // eventfd: submissions pending or shutdown
   std::atomic<uint64_t> next_id_{1};

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <optional>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -25,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "lib/curve_keys.h"
 #include "lib/log.h"
 #include "lib/transport.h"
 #include "netnode/daemon_files.h"
@@ -53,6 +56,9 @@ struct Flags {
   int heartbeat_ms = 0, repair_threshold = 0;
   double down_after = 0, audit_interval = 0, scrub_interval = 0;
   std::string repair_bandwidth, scrub_rate;
+  std::string join;
+  int max_requests_per_peer = 0;
+  bool insecure_no_curve = false;
   CLI::App* exit_cmd = nullptr;
   int exit_timeout = 600;
 };
@@ -110,6 +116,16 @@ int ParseFlags(int argc, char** argv, Flags* flags, CLI::App* app) {
   app->add_option("--scrub-interval", flags->scrub_interval,
                   "Seconds before a shard is verified again (default 604800)")
       ->type_name("SECONDS");
+  app->add_option("--join", flags->join,
+                  "Join the network of this token (from 'shardctl invite'); kept in "
+                  "DATA_DIR/network. Without it a new data dir founds a new network")
+      ->type_name("TOKEN");
+  app->add_option("--max-requests-per-peer", flags->max_requests_per_peer,
+                  "Requests one peer key may have in flight before BUSY (default 64)")
+      ->type_name("N");
+  app->add_flag("--insecure-no-curve", flags->insecure_no_curve,
+                "Benchmark only: plain ZeroMQ without CURVE or ZAP; needs a loopback listen "
+                "endpoint");
   flags->exit_cmd = app->add_subcommand(
       "exit", "Ask the node running on --data-dir to hand off its shards and stop; wait for it");
   flags->exit_cmd->fallthrough();
@@ -147,6 +163,9 @@ Result<NodeConfig> BuildConfig(const Flags& f, const CLI::App& app) {
   if (app.count("--repair-threshold")) cfg.repair_threshold = f.repair_threshold;
   if (app.count("--audit-interval")) cfg.audit_interval_s = f.audit_interval;
   if (app.count("--scrub-interval")) cfg.scrub_interval_s = f.scrub_interval;
+  if (app.count("--join")) cfg.join = f.join;
+  if (app.count("--max-requests-per-peer")) cfg.max_requests_per_peer = f.max_requests_per_peer;
+  if (f.insecure_no_curve) cfg.insecure_no_curve = true;
   for (auto [flag, text, out] : {std::tuple{"--repair-bandwidth", &f.repair_bandwidth,
                                             &cfg.repair_bandwidth},
                                  std::tuple{"--scrub-rate", &f.scrub_rate, &cfg.scrub_rate}}) {
@@ -199,6 +218,43 @@ int RunExit(const NodeConfig& cfg, int timeout_s) {
   return kExitFailure;
 }
 
+// SECURITY.md §2: the network this data dir belongs to, from
+// DATA_DIR/network; a --join token is stored there on first start, and a
+// data dir with neither founds a new network. nullopt with
+// --insecure-no-curve. A token for another network than the stored one is
+// refused: a node belongs to one network for its life.
+Result<std::optional<JoinToken>> SetUpNetwork(const NodeConfig& cfg, const std::string& root) {
+  if (cfg.insecure_no_curve) return std::optional<JoinToken>();
+  RETURN_IF_ERROR(CheckCurveAvailable());
+  const std::string path = root + "/network";
+  auto stored = LoadNetworkFile(path);
+  if (!stored.ok() && !stored.status().IsNotFound()) return stored.status();
+  if (!cfg.join.empty()) {
+    ASSIGN_OR_RETURN(JoinToken token, ParseJoinToken(cfg.join));
+    if (stored.ok()) {
+      if (stored->secret != token.secret) {
+        return Status::InvalidArgument(
+            root + " already belongs to network " + NetworkId(stored->secret) +
+            "; refusing to join network " + NetworkId(token.secret) + " (use a new data dir)");
+      }
+      if (stored->endpoint.empty() && !token.endpoint.empty()) {
+        RETURN_IF_ERROR(WriteNetworkFile(path, token));
+      }
+      return std::optional<JoinToken>(token);
+    }
+    RETURN_IF_ERROR(WriteNetworkFile(path, token));
+    LOG_INFO("joined network {} through {}", NetworkId(token.secret),
+             token.endpoint.empty() ? "(no bootstrap endpoint)" : token.endpoint);
+    return std::optional<JoinToken>(token);
+  }
+  if (stored.ok()) return std::optional<JoinToken>(*stored);
+  JoinToken fresh;
+  ASSIGN_OR_RETURN(fresh.secret, NewNetworkSecret());
+  RETURN_IF_ERROR(WriteNetworkFile(path, fresh));
+  LOG_INFO("founded network {} (secret in {})", NetworkId(fresh.secret), path);
+  return std::optional<JoinToken>(fresh);
+}
+
 int Run(const NodeConfig& cfg) {
   // Blocked before any thread exists, so every thread inherits the mask and
   // only sigwait() below sees SIGTERM/SIGINT.
@@ -230,6 +286,17 @@ int Run(const NodeConfig& cfg) {
     return kExitFailure;
   }
 
+  auto network = SetUpNetwork(cfg, layout.root());
+  if (!network.ok()) {
+    LOG_ERROR("network: {}", network.status().ToString());
+    return kExitFailure;
+  }
+  std::vector<std::string> bootstrap = cfg.peers;
+  if (network->has_value() && !(*network)->endpoint.empty() &&
+      std::find(bootstrap.begin(), bootstrap.end(), (*network)->endpoint) == bootstrap.end()) {
+    bootstrap.push_back((*network)->endpoint);
+  }
+
   StoreOptions so;
   so.data_dir = layout.root();
   so.capacity_bytes = cfg.capacity_bytes;
@@ -247,12 +314,30 @@ int Run(const NodeConfig& cfg) {
   opts.listen = cfg.listen;
   opts.advertise = cfg.advertise;
   opts.workers = static_cast<size_t>(cfg.workers);
+  opts.max_inflight_per_peer = static_cast<size_t>(cfg.max_requests_per_peer);
+  RpcOptions rpc_opts;
+  if (network->has_value()) {
+    auto server_keys = ServerKeysFor((*network)->secret);
+    auto client_keys = ClientKeysFor(
+        (*network)->secret, CurveKeypair{identity->public_key, identity->secret_key});
+    if (!server_keys.ok() || !client_keys.ok()) {
+      LOG_ERROR("CURVE keys: {}",
+                (server_keys.ok() ? client_keys.status() : server_keys.status()).ToString());
+      return kExitFailure;
+    }
+    opts.curve = *server_keys;
+    rpc_opts.curve = *client_keys;
+  }
 
   // The hooks reach membership and repair, which need the bound endpoint
   // and so start after the server; until then they are null.
   std::atomic<Membership*> membership_ptr{nullptr};
   std::atomic<Repairer*> repairer_ptr{nullptr};
   NodeHooks hooks;
+  hooks.is_node = [&membership_ptr](NodeId id) {
+    Membership* m = membership_ptr.load();
+    return m != nullptr && m->StateOf(id).has_value();
+  };
   hooks.peers = [&membership_ptr](const wire::PeersRequest& req) {
     Membership* m = membership_ptr.load();
     return m ? m->OnPeers(req) : wire::PeersReply{};
@@ -268,7 +353,9 @@ int Run(const NodeConfig& cfg) {
     return kExitFailure;
   }
 
-  auto rpc = RpcClient::Create();
+  // Node-to-node sockets (membership, audit, repair) all go through this
+  // client: CURVE with the node's identity keypair (SECURITY.md §2).
+  auto rpc = network->has_value() ? RpcClient::Create(rpc_opts) : RpcClient::CreatePlain();
   if (!rpc.ok()) {
     LOG_ERROR("{}", rpc.status().ToString());
     server.Stop();
@@ -279,7 +366,7 @@ int Run(const NodeConfig& cfg) {
   mo.self_endpoint = server.advertised_endpoint();
   mo.zone = cfg.zone;
   mo.incarnation = WallMs();
-  mo.bootstrap = cfg.peers;
+  mo.bootstrap = bootstrap;
   mo.heartbeat = std::chrono::milliseconds(cfg.heartbeat_ms);
   mo.suspect_after = std::chrono::milliseconds(cfg.heartbeat_ms * 7 / 2);
   mo.down_after = std::chrono::milliseconds(static_cast<int64_t>(cfg.down_after_s * 1000));
@@ -334,8 +421,14 @@ int Run(const NodeConfig& cfg) {
     LOG_INFO("node {} zone \"{}\" listening on {} (advertised {}), {} shards, {} of {} bytes used",
              NodeIdHex(info.id), cfg.zone, server.bound_endpoint(), server.advertised_endpoint(),
              u.shard_count, u.used_bytes, u.capacity_bytes);
+    if (network->has_value()) {
+      LOG_INFO("network {}: CURVE on every socket; invite others with 'shardctl invite --dir {}'",
+               NetworkId((*network)->secret), layout.root());
+    } else {
+      LOG_WARN("--insecure-no-curve: plain ZeroMQ, no authentication (benchmark only)");
+    }
     LOG_INFO("{} bootstrap peers; heartbeat {} ms, down after {} s, repair bandwidth {} B/s",
-             cfg.peers.size(), cfg.heartbeat_ms, cfg.down_after_s, cfg.repair_bandwidth);
+             bootstrap.size(), cfg.heartbeat_ms, cfg.down_after_s, cfg.repair_bandwidth);
     int sig = 0;
     sigwait(&sigs, &sig);
     if (sig == SIGUSR1) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "lib/curve_keys.h"
 #include "lib/log.h"
 #include "lib/wire_format.h"
 
@@ -100,7 +101,8 @@ Status LoadNodeConfigFile(const std::string& path, NodeConfig* cfg) {
       "data_dir",         "listen",           "advertise",      "zone",
       "capacity",         "peers",            "workers",        "log_level",
       "heartbeat_ms",     "down_after",       "repair_threshold", "repair_bandwidth",
-      "audit_interval",   "scrub_rate",       "scrub_interval"};
+      "audit_interval",   "scrub_rate",       "scrub_interval", "join",
+      "max_requests_per_peer", "insecure_no_curve"};
   for (auto& [key, value] : *node) {
     if (!kKeys.count(key.str())) return Bad(path, key.str(), "unknown key");
   }
@@ -123,6 +125,11 @@ Status LoadNodeConfigFile(const std::string& path, NodeConfig* cfg) {
   RETURN_IF_ERROR(get_string("advertise", &cfg->advertise));
   RETURN_IF_ERROR(get_string("zone", &cfg->zone));
   RETURN_IF_ERROR(get_string("log_level", &cfg->log_level));
+  RETURN_IF_ERROR(get_string("join", &cfg->join));
+  if (const toml::node* n = node->get("insecure_no_curve")) {
+    if (!n->is_boolean()) return Bad(path, "insecure_no_curve", "expected true or false");
+    cfg->insecure_no_curve = n->as_boolean()->get();
+  }
 
   if (const toml::node* n = node->get("capacity")) {
     if (auto i = n->value_exact<int64_t>()) {
@@ -177,6 +184,7 @@ Status LoadNodeConfigFile(const std::string& path, NodeConfig* cfg) {
   RETURN_IF_ERROR(get_seconds("audit_interval", &cfg->audit_interval_s));
   RETURN_IF_ERROR(get_size("scrub_rate", &cfg->scrub_rate));
   RETURN_IF_ERROR(get_seconds("scrub_interval", &cfg->scrub_interval_s));
+  RETURN_IF_ERROR(get_int("max_requests_per_peer", &cfg->max_requests_per_peer));
 
   if (const toml::node* n = node->get("workers")) {
     auto i = n->value_exact<int64_t>();
@@ -217,6 +225,17 @@ Status FinishNodeConfig(NodeConfig* cfg) {
     return bad("zone must be 1.." + std::to_string(wire::kMaxStringField) + " characters");
   }
   if (cfg->workers < 1 || cfg->workers > 64) return bad("workers must be 1..64");
+  if (cfg->max_requests_per_peer < 1 || cfg->max_requests_per_peer > 100000) {
+    return bad("max-requests-per-peer must be 1..100000");
+  }
+  if (!cfg->join.empty()) {
+    auto t = ParseJoinToken(cfg->join);
+    if (!t.ok()) return bad("--join: " + t.status().message());
+  }
+  if (cfg->insecure_no_curve && cfg->listen.rfind("tcp://127.0.0.1:", 0) != 0) {
+    return bad("--insecure-no-curve is a benchmark knob: it needs a tcp://127.0.0.1:PORT listen "
+               "endpoint");
+  }
   if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 600000) {
     return bad("heartbeat must be 10..600000 ms");
   }

@@ -17,6 +17,9 @@
 //   audit_interval = 60                  # s between audits of every stripe
 //   scrub_rate = "4M"                    # bytes/s re-read by the scrubber; 0: off
 //   scrub_interval = 604800              # s before a shard is re-verified
+//   join = "shardfs1...."                # join token (shardctl invite); first start
+//   max_requests_per_peer = 64           # in flight per peer key before BUSY
+//   insecure_no_curve = false            # benchmark only; loopback listen only
 //
 // Thread-safety: plain values and pure functions.
 #pragma once
@@ -48,6 +51,12 @@ struct NodeConfig {
   double audit_interval_s = 60;
   uint64_t scrub_rate = 4 << 20;
   double scrub_interval_s = 7 * 24 * 3600;
+  // Security (SECURITY.md): the network to join on first start (a token;
+  // "" founds a new network unless DATA_DIR/network exists), the per-peer
+  // request cap, and the bench-only switch that turns CURVE off.
+  std::string join;
+  int max_requests_per_peer = 64;
+  bool insecure_no_curve = false;
 };
 
 // Reads `path` into `cfg` (keys absent from the file keep their value).

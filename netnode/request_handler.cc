@@ -7,6 +7,7 @@
 
 #include "lib/coding.h"
 #include "lib/log.h"
+#include "netnode/identity.h"
 
 namespace shardfs {
 
@@ -96,6 +97,14 @@ RequestHandler::Route RequestHandler::Triage(const Request& req, Reply* reply) c
     wire::PeersRequest peers;
     Status st = wire::DecodeBody(frame->body, &peers);
     if (!st.ok()) return fail(wire::WireCodeFromStatus(st), st.message());
+    // SECURITY.md §3: a node speaks for itself only under its own key, so
+    // nobody can take over another node's id (and its right to repair).
+    if (!req.peer_key.empty() && peers.from_node && !peers.peers.empty()) {
+      auto id = NodeIdFromPublicKey(req.peer_key);
+      if (!id.ok() || *id != peers.peers[0].node_id) {
+        return fail(WireCode::kDenied, "PEERS: the sender's entry is not its own key's node id");
+      }
+    }
     wire::PeersReply r;
     if (hooks_.peers) r = hooks_.peers(peers);
     if (r.peers.empty()) {
@@ -151,7 +160,7 @@ void RequestHandler::Execute(Catalog* catalog, Request req, ReplyFn done) const 
       case Command::kGetShard:
         return done(Get(catalog, rid, body));
       case Command::kDeleteShard:
-        return done(Delete(catalog, rid, body));
+        return done(Delete(catalog, rid, body, req.peer_key));
       case Command::kStatShard:
         return done(Stat(catalog, rid, body));
       case Command::kListShards:
@@ -159,7 +168,7 @@ void RequestHandler::Execute(Catalog* catalog, Request req, ReplyFn done) const 
       case Command::kListHoldings:
         return done(List(catalog, rid, body, true));
       case Command::kSyncLocator:
-        return done(SyncLocator(catalog, rid, body));
+        return done(SyncLocator(catalog, rid, body, req.peer_key));
       case Command::kPing:
         return done(Ping(rid));
       case Command::kPeers:
@@ -185,6 +194,12 @@ void RequestHandler::Put(Catalog* catalog, uint64_t rid, std::string_view body, 
   }
   if (m.owner.empty()) {
     return done(Error(Command::kPutShard, rid, WireCode::kBadRequest, "empty owner"));
+  }
+  // SECURITY.md §3: a client stores under its own key; only a node (repair,
+  // hand-off) may store a shard for another owner.
+  if (!req.peer_key.empty() && m.owner != req.peer_key && !PeerIsNode(req.peer_key)) {
+    return done(Error(Command::kPutShard, rid, WireCode::kDenied,
+                      "owner must be the sender's own key"));
   }
   PutArgs args;
   args.key = ShardKey{m.stripe, m.index};
@@ -221,10 +236,24 @@ Reply RequestHandler::Get(Catalog* catalog, uint64_t rid, std::string_view body)
   return out;
 }
 
-Reply RequestHandler::Delete(Catalog* catalog, uint64_t rid, std::string_view body) const {
+bool RequestHandler::PeerIsNode(const std::string& peer_key) const {
+  if (!hooks_.is_node) return false;
+  auto id = NodeIdFromPublicKey(peer_key);
+  return id.ok() && hooks_.is_node(*id);
+}
+
+Reply RequestHandler::Delete(Catalog* catalog, uint64_t rid, std::string_view body,
+                             const std::string& peer_key) const {
   wire::DeleteShardRequest m;
   Status st = wire::DecodeBody(body, &m);
   if (!st.ok()) return ErrorFromStatus(Command::kDeleteShard, rid, st);
+  // SECURITY.md §3: the owner named must be the authenticated sender; the
+  // store then checks it against the owner recorded at PUT.
+  if (!peer_key.empty() && m.owner != peer_key) {
+    return Error(Command::kDeleteShard, rid, WireCode::kDenied,
+                 "shard " + ShardKey{m.stripe, m.index}.ToString() +
+                     ": only the key that stored it may delete it");
+  }
   st = store_->Delete(catalog, ShardKey{m.stripe, m.index}, m.owner);
   if (!st.ok()) return ErrorFromStatus(Command::kDeleteShard, rid, st);
   return Reply{wire::EncodeMessage(rid, wire::DeleteShardReply{}), std::nullopt};
@@ -290,10 +319,16 @@ Reply RequestHandler::List(Catalog* catalog, uint64_t rid, std::string_view body
 
 // PROTOCOL.md §4.11: adopt the offered locator if it supersedes ours, then
 // answer with our newest and what we hold.
-Reply RequestHandler::SyncLocator(Catalog* catalog, uint64_t rid, std::string_view body) const {
+Reply RequestHandler::SyncLocator(Catalog* catalog, uint64_t rid, std::string_view body,
+                                  const std::string& peer_key) const {
   wire::SyncLocatorRequest m;
   Status st = wire::DecodeBody(body, &m);
   if (!st.ok()) return ErrorFromStatus(Command::kSyncLocator, rid, st);
+  // Only nodes publish locators (repair); a client may only ask.
+  if (m.has_locator && !peer_key.empty() && !PeerIsNode(peer_key)) {
+    return Error(Command::kSyncLocator, rid, WireCode::kDenied,
+                 "only a node of the network may publish a locator");
+  }
   if (m.has_locator) {
     bool changed = false;
     st = catalog->AdoptLocator(m.locator, &changed);

@@ -44,6 +44,10 @@ struct NodeHooks {
   // A SYNC_LOCATOR or PUT made this node adopt a newer locator for a stripe
   // (worker thread): the repairer may want to look at it.
   std::function<void(const StripeId&)> locator_adopted;
+  // Whether `id` is a node this node knows (membership), on any thread:
+  // only nodes may store a shard under another key (repair, hand-off) or
+  // publish locators (SECURITY.md §3).
+  std::function<bool(NodeId)> is_node;
 };
 
 // The frames of one request after the ROUTER identity.
@@ -51,6 +55,10 @@ struct Request {
   zmq::message_t header;
   std::optional<zmq::message_t> payload;
   size_t extra_frames = 0;  // frames beyond header + payload: always an error
+  // The sender's CURVE public key (Z85) as the ZAP handler admitted it; ""
+  // on a plain socket (unit tests), where ownership is not enforced
+  // against the sender.
+  std::string peer_key;
 };
 
 // The frames of one reply, to go after the identity.
@@ -96,10 +104,13 @@ class RequestHandler {
   void Put(Catalog* catalog, uint64_t rid, std::string_view body, Request& req,
            const ReplyFn& done) const;
   Reply Get(Catalog* catalog, uint64_t rid, std::string_view body) const;
-  Reply Delete(Catalog* catalog, uint64_t rid, std::string_view body) const;
+  Reply Delete(Catalog* catalog, uint64_t rid, std::string_view body,
+               const std::string& peer_key) const;
+  bool PeerIsNode(const std::string& peer_key) const;
   Reply Stat(Catalog* catalog, uint64_t rid, std::string_view body) const;
   Reply List(Catalog* catalog, uint64_t rid, std::string_view body, bool holdings) const;
-  Reply SyncLocator(Catalog* catalog, uint64_t rid, std::string_view body) const;
+  Reply SyncLocator(Catalog* catalog, uint64_t rid, std::string_view body,
+                    const std::string& peer_key) const;
 
   ShardStore* const store_;
   const NodeSelf info_;

@@ -18,13 +18,15 @@ class Server::ReplyPipe {
       : ctx_(ctx), address_(std::move(address)), id_(next_id_.fetch_add(1)) {}
   ~ReplyPipe() { CloseAll(); }
 
-  // Sends [peer][header][payload?]. Blocks only if the I/O thread is far
-  // behind (the pipe's high-water mark), which is the back-pressure we want.
-  void Send(const std::string& peer, Reply reply) {
+  // Sends [peer][cap key][header][payload?]. Blocks only if the I/O thread
+  // is far behind (the pipe's high-water mark), which is the back-pressure
+  // we want.
+  void Send(const std::string& peer, const std::string& cap_key, Reply reply) {
     zmq::socket_t* s = ForThisThread();
     if (s == nullptr) return;
     try {
       s->send(zmq::buffer(peer), zmq::send_flags::sndmore);
+      s->send(zmq::buffer(cap_key), zmq::send_flags::sndmore);
       s->send(zmq::buffer(reply.header),
               reply.payload ? zmq::send_flags::sndmore : zmq::send_flags::none);
       if (reply.payload) s->send(*reply.payload, zmq::send_flags::none);
@@ -77,8 +79,23 @@ Server::Server(ShardStore* store, NodeSelf info, ServerOptions options, NodeHook
 Server::~Server() { Stop(); }
 
 Status Server::Start() {
+  if (!options_.curve.empty()) {
+    RETURN_IF_ERROR(CheckCurveAvailable());
+    // The handler must be bound before the first handshake can happen.
+    zap_ = std::make_unique<ZapHandler>(ctx_, ZapPolicy{options_.curve.domain, {}});
+    Status st = zap_->Start();
+    if (!st.ok()) {
+      zap_.reset();
+      return st;
+    }
+  }
   try {
     router_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::router);
+    if (!options_.curve.empty()) {
+      router_->set(zmq::sockopt::curve_server, true);
+      router_->set(zmq::sockopt::curve_secretkey, options_.curve.secret_key);
+      router_->set(zmq::sockopt::zap_domain, options_.curve.domain);
+    }
     // STYLE.md §4: linger on every socket; the size cap on server sockets.
     router_->set(zmq::sockopt::linger, options_.close_linger_ms);
     router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(wire::kMaxFrameSize));
@@ -101,6 +118,8 @@ Status Server::Start() {
   } catch (const zmq::error_t& e) {
     router_.reset();
     pull_.reset();
+    if (zap_) zap_->Stop();
+    zap_.reset();
     return Status::Unavailable("cannot listen on " + options_.listen + ": " + e.what());
   }
   info_.endpoint = options_.advertise.empty() ? bound_endpoint_ : options_.advertise;
@@ -133,6 +152,8 @@ void Server::Stop() {
   io_thread_.join();
   pipe_->CloseAll();
   pipe_.reset();
+  if (zap_) zap_->Stop();
+  zap_.reset();
   ctx_.close();
 }
 
@@ -162,11 +183,14 @@ void Server::OnRequest(zmq::socket_t& router, std::string peer, Request req) {
     case RequestHandler::Route::kWorker:
       break;
   }
-  size_t& inflight = inflight_[peer];
+  std::string cap_key = req.peer_key.empty() ? "r:" + peer : "k:" + req.peer_key;
+  size_t& inflight = inflight_[cap_key];
   if (inflight >= options_.max_inflight_per_peer) {
-    auto busy = RequestHandler::ErrorReply(req.header, wire::WireCode::kBusy,
-                                           "too many requests in flight from this peer");
-    if (inflight == 0) inflight_.erase(peer);
+    auto busy = RequestHandler::ErrorReply(
+        req.header, wire::WireCode::kBusy,
+        "busy: more than " + std::to_string(options_.max_inflight_per_peer) +
+            " requests in flight from this peer; retry later");
+    if (inflight == 0) inflight_.erase(cap_key);
     if (busy) SendToPeer(router, peer, std::move(*busy));
     return;
   }
@@ -174,13 +198,13 @@ void Server::OnRequest(zmq::socket_t& router, std::string peer, Request req) {
     std::unique_lock<std::mutex> lock(mu_);
     if (queue_.size() >= options_.max_queue) {
       lock.unlock();
-      if (inflight == 0) inflight_.erase(peer);
+      if (inflight == 0) inflight_.erase(cap_key);
       auto busy = RequestHandler::ErrorReply(req.header, wire::WireCode::kBusy, "node is busy");
       if (busy) SendToPeer(router, peer, std::move(*busy));
       return;
     }
     ++inflight;
-    queue_.push_back(Work{std::move(peer), std::move(req)});
+    queue_.push_back(Work{std::move(peer), std::move(cap_key), std::move(req)});
   }
   cv_.notify_one();
 }
@@ -190,10 +214,11 @@ void Server::IoLoop(zmq::socket_t* router, zmq::socket_t* pull) {
   constexpr int kBatch = 64;
   auto forward_replies = [&](bool block_first) {
     for (int i = 0; i < kBatch * 4; ++i) {
-      zmq::message_t peer, header, payload;
+      zmq::message_t peer, cap, header, payload;
       auto flags = (i == 0 && block_first) ? zmq::recv_flags::none : zmq::recv_flags::dontwait;
       if (!pull->recv(peer, flags)) return false;
       Reply reply;
+      (void)pull->recv(cap);
       (void)pull->recv(header);  // the rest of a multipart message is already here
       reply.header.assign(static_cast<const char*>(header.data()), header.size());
       if (header.more()) {
@@ -201,7 +226,7 @@ void Server::IoLoop(zmq::socket_t* router, zmq::socket_t* pull) {
         (void)pull->recv(*reply.payload);
       }
       std::string id(static_cast<const char*>(peer.data()), peer.size());
-      auto it = inflight_.find(id);
+      auto it = inflight_.find(std::string(static_cast<const char*>(cap.data()), cap.size()));
       if (it != inflight_.end() && --it->second == 0) inflight_.erase(it);
       // An empty header only settles the count (a request with no reply).
       if (!reply.header.empty()) SendToPeer(*router, id, std::move(reply));
@@ -229,6 +254,11 @@ void Server::IoLoop(zmq::socket_t* router, zmq::socket_t* pull) {
         if (more) {
           (void)router->recv(req.header);
           more = req.header.more();
+          // The ZAP handler's User-Id: the sender's authenticated CURVE key.
+          if (!options_.curve.empty()) {
+            const char* uid = zmq_msg_gets(req.header.handle(), "User-Id");
+            if (uid != nullptr) req.peer_key = uid;
+          }
         }
         if (more) {
           req.payload.emplace();
@@ -272,17 +302,18 @@ void Server::WorkerLoop(size_t index) {
       closing = closed_;
     }
     std::string peer = work.peer;
+    std::string cap_key = work.cap_key;
     if (closing || !catalog.ok()) {
       // Shutting down (or no database): answer, so the peer does not wait
       // for its timeout and the in-flight count stays exact.
       auto busy = RequestHandler::ErrorReply(
           work.request.header, wire::WireCode::kBusy,
           catalog.ok() ? "node is shutting down" : "node cannot open its catalog");
-      pipe_->Send(peer, busy ? std::move(*busy) : Reply{});
+      pipe_->Send(peer, cap_key, busy ? std::move(*busy) : Reply{});
       continue;
     }
     handler_->Execute(catalog->get(), std::move(work.request),
-                      [this, peer](Reply r) { pipe_->Send(peer, std::move(r)); });
+                      [this, peer, cap_key](Reply r) { pipe_->Send(peer, cap_key, std::move(r)); });
   }
 }
 

@@ -11,7 +11,14 @@
 //
 // Limits: a full queue or a peer with too many requests in flight gets BUSY
 // at once. Every queued request produces exactly one reply, which is what
-// keeps the per-peer counts exact.
+// keeps the per-peer counts exact. A peer is its CURVE public key when the
+// socket is secured (so many connections of one key share one cap), else
+// its ROUTER identity.
+//
+// Security (SECURITY.md §2): with `curve` set the ROUTER is a CURVE server
+// with the network server key, and a ZAP handler in the server's context
+// admits peers; each request carries its sender's authenticated key
+// (Request::peer_key) to the handler.
 //
 // Thread-safety: Start() and Stop() from one controlling thread; the rest
 // is internal.
@@ -29,6 +36,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "lib/curve_keys.h"
+#include "lib/curve_zap.h"
 #include "lib/status.h"
 #include "netnode/request_handler.h"
 #include "netnode/shard_store.h"
@@ -42,6 +51,7 @@ struct ServerOptions {
   size_t max_queue = 256;             // queued requests before BUSY
   size_t max_inflight_per_peer = 64;  // per ROUTER identity, before BUSY
   int close_linger_ms = 250;          // time to flush last replies on Stop
+  CurveServerKeys curve;              // empty: plain socket (unit tests, bench knob)
 };
 
 class Server {
@@ -68,7 +78,8 @@ class Server {
 
  private:
   struct Work {
-    std::string peer;  // ROUTER identity
+    std::string peer;     // ROUTER identity
+    std::string cap_key;  // what the per-peer cap counts by
     Request request;
   };
   class ReplyPipe;
@@ -86,6 +97,7 @@ class Server {
   std::string bound_endpoint_;
   std::unique_ptr<RequestHandler> handler_;
   zmq::context_t ctx_;  // declared before every socket that uses it
+  std::unique_ptr<ZapHandler> zap_;  // binds in ctx_; stopped before ctx_ closes
   std::unique_ptr<zmq::socket_t> router_;
   std::unique_ptr<zmq::socket_t> pull_;
   std::unique_ptr<ReplyPipe> pipe_;
@@ -93,7 +105,7 @@ class Server {
   std::vector<std::thread> workers_;
   bool started_ = false;
 
-  // Requests in flight per ROUTER identity; touched by the I/O thread only.
+  // Requests in flight per cap key; touched by the I/O thread only.
   std::unordered_map<std::string, size_t> inflight_;
 
   std::atomic<bool> stopping_{false};      // I/O thread: stop reading the ROUTER

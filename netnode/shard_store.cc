@@ -172,6 +172,12 @@ void ShardStore::Put(Catalog* catalog, const PutArgs& args, PutDone done) {
   bool heals = false;
   if (existing->has_value()) {
     const ShardRecord& r = **existing;
+    // SECURITY.md §3: nobody but the owner touches a shard, not even with
+    // the same bytes (which would also let them swap its locator).
+    if (r.owner != args.owner) {
+      finish(Status::PermissionDenied("shard " + key.ToString() + " belongs to another key"), 0);
+      return;
+    }
     bool same = r.crc32c == args.crc32c && r.size == size;
     if (same && r.state == ShardState::kOk && LocatorNewer(args.locator, r.locator)) {
       // PROTOCOL.md §4.2: keep the newer locator (a repair re-sending a

@@ -10,7 +10,10 @@
 //            newest locator version, and that locator names that node for
 //            its index; copies that fail this are orphans awaiting
 //            collection, never counted twice;
-//   repair   queue, active repairs and totals, summed over the nodes.
+//   repair   queue, active repairs and totals, summed over the nodes;
+//   suspects nodes this config's clients caught returning altered shard
+//            bytes (lib/suspect_nodes.h: "<config>.suspects"); shown only,
+//            not part of the exit status.
 //
 // Exit status: 0 every stripe has all n shards healthy on live nodes; 1
 // some stripe is degraded; 2 some stripe is at risk (k or fewer healthy
@@ -20,6 +23,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <condition_variable>
+#include <ctime>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -30,6 +34,7 @@
 
 #include "lib/client_config.h"
 #include "lib/node_table.h"
+#include "lib/suspect_nodes.h"
 #include "lib/transport.h"
 #include "tools/commands.h"
 #include "tools/drive_state.h"
@@ -67,6 +72,17 @@ struct StripeRow {
   bool zone_conflict = false;
   std::map<int, NodeId> holder;  // healthy index -> node
 };
+
+// "2026-11-23 17:20:05 UTC" for a suspect report.
+std::string FormatUnixTime(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  char buf[40];
+  if (::gmtime_r(&tt, &tm) == nullptr || std::strftime(buf, sizeof(buf), "%F %T UTC", &tm) == 0) {
+    return std::to_string(t);
+  }
+  return buf;
+}
 
 std::string JsonString(const std::string& s) {
   std::string out = "\"";
@@ -293,6 +309,13 @@ int RunStatus(const GlobalOptions& global, bool json, bool raw_bytes) {
                         : code == kExitDegraded ? "degraded"
                                                 : "at risk";
 
+  // Nodes this client config's clients caught returning altered shard
+  // bytes (lib/suspect_nodes.h). Information only: not in the exit status.
+  auto suspects = LoadSuspectNodes(SuspectNodesFileFor(global.config_path));
+  if (!suspects.ok()) errors.push_back(suspects.status().ToString());
+  const std::vector<SuspectNode> no_suspects;
+  const std::vector<SuspectNode>& suspect_list = suspects.ok() ? *suspects : no_suspects;
+
   if (json) {
     std::printf("{\"nodes\": [");
     for (size_t i = 0; i < nodes.size(); ++i) {
@@ -328,6 +351,15 @@ int RunStatus(const GlobalOptions& global, bool json, bool raw_bytes) {
           s.zone_conflict ? "true" : "false", holders.c_str());
       first = false;
     }
+    std::printf("\n], \"suspects\": [");
+    for (size_t i = 0; i < suspect_list.size(); ++i) {
+      const SuspectNode& sn = suspect_list[i];
+      std::printf("%s\n  {\"id\": %s, \"reports\": %" PRIu64 ", \"first\": %lld, \"last\": %lld, "
+                  "\"reason\": %s}",
+                  i ? "," : "", JsonString(NodeIdHex(sn.node)).c_str(), sn.count,
+                  static_cast<long long>(sn.first_unix), static_cast<long long>(sn.last_unix),
+                  JsonString(sn.last_reason).c_str());
+    }
     std::printf(
         "\n], \"summary\": {\"stripes\": %zu, \"healthy\": %d, \"degraded\": %d, "
         "\"at_risk\": %d, \"lost\": %d, \"orphans\": %d, \"corrupt\": %d, "
@@ -359,6 +391,16 @@ int RunStatus(const GlobalOptions& global, bool json, bool raw_bytes) {
                 size(total.repaired_bytes).c_str(), total.repair_failures, total.orphans_collected);
     std::printf("scrub: %" PRIu64 " shards verified, %" PRIu64 " found corrupt\n",
                 total.scrubbed_shards, total.corrupt_found);
+    if (suspect_list.empty()) {
+      std::printf("suspect nodes: none\n");
+    } else {
+      std::printf("suspect nodes (returned altered shard bytes to this client):\n");
+      for (const SuspectNode& sn : suspect_list) {
+        std::printf("  %s  %" PRIu64 " report%s, last %s: %s\n", NodeIdHex(sn.node).c_str(),
+                    sn.count, sn.count == 1 ? "" : "s", FormatUnixTime(sn.last_unix).c_str(),
+                    sn.last_reason.c_str());
+      }
+    }
     std::printf("cluster is %s\n", verdict);
   }
   for (const std::string& e : errors) {

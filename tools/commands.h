@@ -22,6 +22,7 @@ void RegisterDriveCommands(CLI::App& app, GlobalOptions& global);
 void RegisterStatusCommand(CLI::App& app, GlobalOptions& global);    // cmd_status.cc: status
 void RegisterRestoreCommand(CLI::App& app, GlobalOptions& global);   // cmd_restore.cc: restore
 void RegisterFsckCommand(CLI::App& app, GlobalOptions& global);      // cmd_fsck.cc: fsck
+void RegisterKeyCommands(CLI::App& app, GlobalOptions& global);      // cmd_key.cc: key protect, ...
 
 // A command's action runs after parsing; it returns the process exit status.
 // Each Register* stores its action with SetAction so main can run it.

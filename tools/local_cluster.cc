@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "lib/client_config.h"
+#include "lib/curve_keys.h"
 #include "lib/key_file.h"
 #include "lib/log.h"
 
@@ -422,6 +423,28 @@ Result<LocalCluster> StartLocalCluster(const LocalClusterOptions& opts) {
     return Status::OK();
   };
 
+  // SECURITY.md §2: one network per cluster dir, kept across restarts in
+  // DIR/network.token (the client's network file); every node's data dir
+  // gets a copy before its first start. SHARDFS_BENCH_NO_CURVE=1 turns
+  // CURVE off on both sides (benchmark comparisons only).
+  const char* no_curve_env = std::getenv("SHARDFS_BENCH_NO_CURVE");
+  const bool no_curve = no_curve_env != nullptr && std::string(no_curve_env) == "1";
+  const std::string network_file = dir + "/network.token";
+  JoinToken network;
+  if (!no_curve) {
+    auto loaded = LoadNetworkFile(network_file);
+    if (loaded.ok()) {
+      network = *loaded;
+    } else if (loaded.status().IsNotFound()) {
+      Result<NetworkSecret> secret = NewNetworkSecret();
+      if (!secret.ok()) return secret.status();
+      network.secret = *secret;
+      if (Status st = WriteNetworkFile(network_file, network); !st.ok()) return st;
+    } else {
+      return loaded.status();
+    }
+  }
+
   // Node 1 first, so the others can name it as their bootstrap peer.
   for (int i = 1; i <= opts.nodes; ++i) {
     LocalNode node;
@@ -429,6 +452,14 @@ Result<LocalCluster> StartLocalCluster(const LocalClusterOptions& opts) {
     node.dir = NodeDir(dir, i);
     fs::create_directories(node.dir, ec);
     if (ec) return fail(Status::IOError("create " + node.dir + ": " + ec.message(), ec.value()));
+    if (!no_curve) {
+      auto stored = LoadNetworkFile(node.dir + "/network");
+      if (!stored.ok() || stored->secret != network.secret) {
+        if (Status st = WriteNetworkFile(node.dir + "/network", network); !st.ok()) {
+          return fail(st);
+        }
+      }
+    }
     ::unlink((node.dir + "/endpoint").c_str());
     ::unlink((node.dir + "/pid").c_str());
     // clang-format off
@@ -446,6 +477,7 @@ Result<LocalCluster> StartLocalCluster(const LocalClusterOptions& opts) {
       std::snprintf(buf, sizeof(buf), "%g", opts.down_after_s);
       args.insert(args.end(), {"--down-after", buf});
     }
+    if (no_curve) args.push_back("--insecure-no-curve");
     args.insert(args.end(), opts.node_args.begin(), opts.node_args.end());
     if (i > 1) args.insert(args.end(), {"--peer", cluster.nodes[0].endpoint});
     Result<pid_t> pid = SpawnNode(binary, args, node.dir + "/log");
@@ -476,6 +508,11 @@ Result<LocalCluster> StartLocalCluster(const LocalClusterOptions& opts) {
   cfg.k = opts.k;
   cfg.m = opts.m;
   for (const LocalNode& node : cluster.nodes) cfg.nodes.push_back(node.endpoint);
+  if (no_curve) {
+    cfg.insecure_no_curve = true;
+  } else {
+    cfg.network_file = network_file;
+  }
   if (fs::exists(cfg.key_file)) {
     Result<Key> key = LoadKeyFile(cfg.key_file);
     if (!key.ok()) return fail(key.status().With("existing key file"));

@@ -8,6 +8,12 @@
 //   DIR/volume.key     master key (key_file.h), created once, mode 0600
 //   DIR/client.id      client identity, created by the client on first use
 //   DIR/client.conf    client config (client_config.h), rewritten by start
+//   DIR/network.token  the cluster's network (curve_keys.h), created once,
+//                      mode 0600; copied to DIR/node-i/network
+//
+// SHARDFS_BENCH_NO_CURVE=1 in the environment starts the nodes with
+// --insecure-no-curve and writes a client.conf without CURVE: only to
+// measure what CURVE costs (SECURITY.md §6).
 //
 // Used by `shardctl cluster` (cmd_cluster.cc) and `shardctl bench`
 // (cmd_bench.cc); man/shardctl.8.rst documents the layout for users.

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   RegisterDriveCommands(app, global);
   RegisterRestoreCommand(app, global);
   RegisterFsckCommand(app, global);
+  RegisterKeyCommands(app, global);
   CLI11_PARSE(app, argc, argv);
 
   shardfs::LogLevel level = shardfs::LogLevel::kWarning;

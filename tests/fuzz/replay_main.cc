@@ -20,8 +20,10 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
-namespace shardfs::wire {
-bool WireFuzzInputDecoded();  // wire_decode_fuzz.cc
+namespace shardfs::fuzz {
+// Defined by each target: whether the last input was accepted in full
+// (wire: decoded; node: every request answered OK).
+bool InputAccepted();
 }
 
 namespace {
@@ -34,8 +36,8 @@ bool RunFile(const std::filesystem::path& path) {
   }
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  if (path.filename().string().starts_with("seed_") && !shardfs::wire::WireFuzzInputDecoded()) {
-    std::fprintf(stderr, "replay: seed %s does not decode\n", path.c_str());
+  if (path.filename().string().starts_with("seed_") && !shardfs::fuzz::InputAccepted()) {
+    std::fprintf(stderr, "replay: seed %s is not accepted\n", path.c_str());
     return false;
   }
   return true;
@@ -55,7 +57,13 @@ int main(int argc, char** argv) {
       files.emplace_back(argv[i]);
     }
   }
-  std::sort(files.begin(), files.end());
+  // seed_* first: a stateful target (node) must meet its valid sessions
+  // in a fresh store, before mutated inputs have claimed their shard ids.
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
+    const bool sa = a.filename().string().starts_with("seed_");
+    const bool sb = b.filename().string().starts_with("seed_");
+    return sa != sb ? sa : a < b;
+  });
   bool ok = true;
   for (const auto& f : files) ok = RunFile(f) && ok;
   std::printf("replay: %zu inputs\n", files.size());

@@ -168,9 +168,12 @@ void TryLocator(const uint8_t* data, size_t size) {
 
 }  // namespace
 
-bool WireFuzzInputDecoded() { return g_decoded; }
-
 }  // namespace shardfs::wire
+
+namespace shardfs::fuzz {
+// For replay_main.cc: seed_* files must decode in full.
+bool InputAccepted() { return wire::g_decoded; }
+}  // namespace shardfs::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shardfs::wire;

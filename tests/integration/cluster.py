@@ -103,13 +103,17 @@ class CommandError(AssertionError):
 class Cluster:
     """A local cluster in its own temp dir, driven through shardctl."""
 
-    def __init__(self, name, nodes=6, k=4, m=2, capacity=None, zones=None, tmp=None):
+    def __init__(self, name, nodes=6, k=4, m=2, capacity=None, zones=None, tmp=None,
+                 insecure=False):
         self.tmp = tmp or tempfile.mkdtemp(prefix=f'shardfs-{name}-')
         self.dir = os.path.join(self.tmp, 'cluster')
         self.nodes, self.k, self.m = nodes, k, m
         self.capacity, self.zones = capacity, zones
         self.config = os.path.join(self.dir, 'client.conf')
         self.extra_dirs = []  # other cluster dirs started by this test
+        # insecure=True: nodes without CURVE (--insecure-no-curve), for tests
+        # that speak raw ZMTP (NULL mechanism) to a node, e.g. test_garbage.
+        self.insecure = insecure
 
     # --- processes -------------------------------------------------------
 
@@ -123,6 +127,14 @@ class Cluster:
         if self.zones:
             args += ['--zones', str(self.zones)]
         args += list(extra)
+        # Another cluster dir of the same test joins our network (one
+        # network per test), so configs may mix their endpoints.
+        mine = os.path.join(self.dir, 'network.token')
+        theirs = os.path.join(dir, 'network.token')
+        if dir != self.dir and os.path.exists(mine) and not os.path.exists(theirs):
+            os.makedirs(dir, exist_ok=True)
+            shutil.copyfile(mine, theirs)
+            os.chmod(theirs, 0o600)
         try:
             r = self.shardctl(*args, config=None, timeout=60)
         finally:
@@ -198,9 +210,16 @@ class Cluster:
         if config is not None:
             cmd += ['--config', config]
         cmd += [str(a) for a in args]
+        # Commands without a client config (restore) find the network here.
+        env = dict(os.environ)
+        if self.insecure:
+            env['SHARDFS_BENCH_NO_CURVE'] = '1'
+        token = os.path.join(self.dir, 'network.token')
+        if 'SHARDFS_NETWORK_FILE' not in env and os.path.exists(token):
+            env['SHARDFS_NETWORK_FILE'] = token
         t0 = time.monotonic()
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                                **({'input': input} if input is not None
                                   else {'stdin': subprocess.DEVNULL}))
         except subprocess.TimeoutExpired as e:
@@ -240,7 +259,8 @@ class Cluster:
                     f'k = {self.k}\nm = {self.m}\n'
                     f'segment_size = {self.segment_size()}\n'
                     '[cluster]\n'
-                    f'nodes = [{nodes}]\n')
+                    f'nodes = [{nodes}]\n'
+                    f'network_file = "{os.path.join(self.dir, "network.token")}"\n')
         os.chmod(path, 0o600)
         return path
 
