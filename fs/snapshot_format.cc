@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "lib/atomic_file.h"
 #include "lib/coding.h"
 #include "lib/crypto.h"
 
@@ -183,29 +184,10 @@ Result<SnapshotState> ReadSnapshotState(const std::string& state_dir) {
 }
 
 Status WriteSnapshotState(const std::string& state_dir, const SnapshotState& s) {
-  const std::string path = state_dir + "/snapshot.state";
-  const std::string tmp = path + ".tmp";
   std::string text = "shardfs-snapshot-state-v1\nstate_id " + Hex(s.state_id) +
                      "\nlast_seq " + std::to_string(s.last_seq) + "\nclean " +
                      (s.clean ? "1" : "0") + "\nrestored " + (s.restored ? "1" : "0") + "\n";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmp.c_str());
-    return Status::FromErrno(err, "write " + path);
-  }
-  // The rename is durable once the directory is (STYLE.md §8).
-  int dir = ::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    (void)::fsync(dir);
-    ::close(dir);
-  }
-  return Status::OK();
+  return WriteFileAtomic(state_dir + "/snapshot.state", text, 0600);
 }
 
 }  // namespace shardfs::fs

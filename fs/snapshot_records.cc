@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "lib/atomic_file.h"
 #include "lib/checksum.h"
 #include "lib/coding.h"
 #include "lib/curve_keys.h"
@@ -103,20 +104,7 @@ Status WriteOwnerIdentity(const VolumeKeys& keys, const std::string& path) {
       "shardfs-identity-v1 " + keys.owner.public_key + " " + keys.owner.secret_key + "\n";
   auto existing = LoadClientIdentity(path);
   if (existing.ok() && existing->public_key == keys.owner.public_key) return Status::OK();
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  bool ok = ::fchmod(fd, 0600) == 0 &&
-            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmp.c_str());
-    return Status::FromErrno(err, "write " + path);
-  }
-  return Status::OK();
+  return WriteFileAtomic(path, text, 0600);
 }
 
 RecordStore::RecordStore(const VolumeKeys& keys, std::vector<std::string> endpoints,

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <vector>
 
+#include "lib/atomic_file.h"
 #include "lib/checksum.h"
 #include "lib/log.h"
 
@@ -208,21 +209,7 @@ Result<JoinToken> LoadNetworkFile(const std::string& path) {
 }
 
 Status WriteNetworkFile(const std::string& path, const JoinToken& token) {
-  std::string text = EncodeJoinToken(token) + "\n";
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  bool ok = ::fchmod(fd, 0600) == 0 &&
-            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmp.c_str());
-    return Status::FromErrno(err, "write " + path);
-  }
-  return Status::OK();
+  return WriteFileAtomic(path, EncodeJoinToken(token) + "\n", 0600);
 }
 
 Result<CurveClientKeys> ClientKeysFor(const NetworkSecret& secret, const CurveKeypair& member) {

@@ -12,25 +12,6 @@
 namespace shardfs {
 namespace {
 
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "writing " + path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::OK();
-}
-
-std::string DirName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::string& lock_path) {
@@ -62,28 +43,6 @@ DataDirLock::~DataDirLock() {
   // Closing the fd drops the flock. The file stays: removing it would let
   // a second process lock a new inode while a third still holds the old.
   close(fd_);
-}
-
-Status WriteFileAtomic(const std::string& path, const std::string& content, int mode) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Status::FromErrno(errno, "creating " + tmp);
-  Status st = WriteAll(fd, content, tmp);
-  if (st.ok() && fsync(fd) != 0) st = Status::FromErrno(errno, "fsync " + tmp);
-  if (close(fd) != 0 && st.ok()) st = Status::FromErrno(errno, "closing " + tmp);
-  if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
-    st = Status::FromErrno(errno, "renaming " + tmp + " to " + path);
-  }
-  if (!st.ok()) {
-    unlink(tmp.c_str());
-    return st;
-  }
-  std::string dir = DirName(path);
-  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Status::FromErrno(errno, "opening directory " + dir);
-  if (fsync(dfd) != 0) st = Status::FromErrno(errno, "fsync directory " + dir);
-  close(dfd);
-  return st;
 }
 
 Status MakeDirs(const std::string& path) {

@@ -1,13 +1,13 @@
 // The daemon's small files (STORAGE.md §1): the data dir lock, and files
 // replaced atomically (endpoint, pid file).
 //
-// Thread-safety: a DataDirLock is owned by one thread; WriteFileAtomic is
-// safe from any thread for distinct paths.
+// Thread-safety: a DataDirLock is owned by one thread.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "lib/atomic_file.h"  // WriteFileAtomic, used with these files
 #include "lib/status.h"
 
 namespace shardfs {
@@ -27,11 +27,6 @@ class DataDirLock {
   explicit DataDirLock(int fd) : fd_(fd) {}
   int fd_;
 };
-
-// Replaces `path` with `content` atomically (STYLE.md §8): write a temp file
-// beside it, fsync, rename, fsync the directory; the temp file is removed on
-// failure. Readers see the old content or the new, never a mix.
-Status WriteFileAtomic(const std::string& path, const std::string& content, int mode = 0644);
 
 // mkdir -p with mode 0700 for the directories it creates.
 Status MakeDirs(const std::string& path);

@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "lib/atomic_file.h"
 #include "lib/client_config.h"
 #include "lib/curve_keys.h"
 #include "lib/key_file.h"
@@ -52,19 +53,6 @@ std::optional<std::string> ReadSmallFile(const std::string& path) {
   std::string s = ss.str();
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
   return s;
-}
-
-// Writes `text` to `path` via a temp file and rename (readers never see half).
-Status WriteFileAtomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return Status::FromErrno(errno, "create " + tmp);
-    out << text;
-    if (!out.flush()) return Status::IOError("write " + tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename " + tmp);
-  return Status::OK();
 }
 
 pid_t ReadPid(const std::string& path) {
