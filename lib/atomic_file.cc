@@ -55,4 +55,37 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, int mo
   return st;
 }
 
+Result<std::string> ReadPrivateFile(const std::string& path, std::string_view what,
+                                    size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open " + std::string(what) + " " + path);
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0) {
+    Status st = Status::FromErrno(errno, "stat " + path);
+    ::close(fd);
+    return st;
+  }
+  if (sb.st_mode & 077) {
+    ::close(fd);
+    return Status::PermissionDenied(path + ": " + std::string(what) +
+                                    " is accessible by group or others (chmod 600 it)");
+  }
+  std::string buf(max_bytes + 1, '\0');
+  size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t r = ::read(fd, buf.data() + got, buf.size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      Status st = Status::FromErrno(errno, "read " + path);
+      ::close(fd);
+      return st;
+    }
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  buf.resize(got);
+  return buf;
+}
+
 }  // namespace shardfs

@@ -4,6 +4,7 @@
 // link(2)s it to the final name: link never overwrites, so a concurrent
 // creator cannot replace a keypair that is already in use, and readers never
 // see a half-written file.
+#include "lib/atomic_file.h"
 #include "lib/client_identity.h"
 
 #include "lib/curve_keys.h"
@@ -83,34 +84,8 @@ Status CreateIdentityFile(const std::string& path) {
 }  // namespace
 
 Result<ClientIdentity> LoadClientIdentity(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open identity file " + path);
-  struct stat sb {};
-  if (::fstat(fd, &sb) != 0) {
-    Status st = Status::FromErrno(errno, "stat " + path);
-    ::close(fd);
-    return st;
-  }
-  if (sb.st_mode & 077) {
-    ::close(fd);
-    return Status::PermissionDenied(path + ": identity file is accessible by group or others " +
-                                    "(chmod 600 it)");
-  }
-  std::string buf(kFileSize + 1, '\0');
-  size_t got = 0;
-  while (got < buf.size()) {
-    ssize_t r = ::read(fd, buf.data() + got, buf.size() - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      Status st = Status::FromErrno(errno, "read " + path);
-      ::close(fd);
-      return st;
-    }
-    if (r == 0) break;
-    got += static_cast<size_t>(r);
-  }
-  ::close(fd);
-  buf.resize(got);
+  ASSIGN_OR_RETURN(std::string buf, ReadPrivateFile(path, "identity file", kFileSize));
+  const size_t got = buf.size();
   std::string_view s(buf);
   if (got != kFileSize || !s.starts_with(kPrefix) || s.back() != '\n' ||
       s[kPrefix.size() + kZ85KeyLen] != ' ') {

@@ -180,29 +180,8 @@ Result<JoinToken> ParseJoinToken(std::string_view text) {
 }
 
 Result<JoinToken> LoadNetworkFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open network file " + path);
-  struct stat sb {};
-  if (::fstat(fd, &sb) != 0) {
-    Status st = Status::FromErrno(errno, "stat " + path);
-    ::close(fd);
-    return st;
-  }
-  if (sb.st_mode & 077) {
-    ::close(fd);
-    return Status::PermissionDenied(path +
-                                    ": network file is accessible by group or others "
-                                    "(it holds the network secret; chmod 600 it)");
-  }
-  std::string buf(1024, '\0');
-  ssize_t n;
-  do {
-    n = ::read(fd, buf.data(), buf.size());
-  } while (n < 0 && errno == EINTR);
-  int err = errno;
-  ::close(fd);
-  if (n < 0) return Status::FromErrno(err, "read " + path);
-  buf.resize(static_cast<size_t>(n));
+  ASSIGN_OR_RETURN(std::string buf,
+                   ReadPrivateFile(path, "network file", 1023));
   auto t = ParseJoinToken(buf);
   if (!t.ok()) return t.status().With(path);
   return t;
