@@ -422,14 +422,21 @@ void ShardStore::CommitLoop() {
 //   3. syncfs: the renames are on disk;
 //   4. one SQLite transaction for all rows;
 //   5. acknowledge.
-// When syncfs fails, each file is fdatasync'd and each directory fsync'd.
+// When syncfs fails, or the batch is below syncfs_min_batch, each file is
+// fdatasync'd and each directory fsync'd instead.
 void ShardStore::CommitBatch(std::vector<Pending>& batch) {
   std::vector<Status> result(batch.size());
   const auto t0 = std::chrono::steady_clock::now();
 
-  Status synced = disk_->SyncFileSystem(layout_.TmpDir());
+  // A small batch costs as many journal commits either way; syncfs would
+  // add the writeback of everyone else's dirty data (on a shared disk: the
+  // drive's staging files and the other local nodes).
+  const bool per_file = batch.size() < options_.syncfs_min_batch;
+  Status synced = per_file ? Status::OK() : disk_->SyncFileSystem(layout_.TmpDir());
   if (!synced.ok()) {
     LOG_WARN("syncfs failed ({}), syncing {} files one by one", synced.ToString(), batch.size());
+  }
+  if (per_file || !synced.ok()) {
     for (size_t i = 0; i < batch.size(); ++i) result[i] = batch[i].file->Sync();
   }
   std::vector<std::string> dirs;
@@ -440,7 +447,8 @@ void ShardStore::CommitBatch(std::vector<Pending>& batch) {
     if (result[i].ok()) dirs.push_back(layout_.ShardDir(batch[i].record.key.stripe));
   }
   if (!dirs.empty()) {
-    Status st = disk_->SyncFileSystem(layout_.ShardsDir());
+    Status st = per_file ? Status::Unavailable("small batch: directory by directory")
+                         : disk_->SyncFileSystem(layout_.ShardsDir());
     if (!st.ok()) {
       std::sort(dirs.begin(), dirs.end());
       dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());

@@ -41,6 +41,10 @@ struct StoreOptions {
   uint64_t capacity_bytes = 0;  // quota on payload bytes; 0: the disk's size
   Disk* disk = nullptr;         // nullptr: PosixDisk()
   size_t max_batch = 256;       // shards made durable per commit round
+  // Batches smaller than this are synced file by file (fdatasync + fsync of
+  // the directory) instead of with syncfs, which would also flush every
+  // other writer's dirty data on the file system (STORAGE.md §4.1).
+  size_t syncfs_min_batch = 8;
   // Wall clock in unix ms; injected so tests can pin it.
   std::function<uint64_t()> clock_ms;
 };

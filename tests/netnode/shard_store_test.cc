@@ -30,6 +30,9 @@ const std::string kOwner = "owner-key-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 class FaultDisk final : public Disk {
  public:
   std::atomic<int64_t> fail_writes_after{-1};  // -1: never fail
+  std::atomic<int> syncfs_calls{0};
+  std::atomic<int> file_syncs{0};
+  std::atomic<int> dir_syncs{0};
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
     ASSIGN_OR_RETURN(auto f, PosixDisk()->NewWritableFile(path));
@@ -43,8 +46,14 @@ class FaultDisk final : public Disk {
   }
   Status Remove(const std::string& p) override { return PosixDisk()->Remove(p); }
   Status CreateDir(const std::string& p) override { return PosixDisk()->CreateDir(p); }
-  Status SyncDir(const std::string& p) override { return PosixDisk()->SyncDir(p); }
-  Status SyncFileSystem(const std::string& p) override { return PosixDisk()->SyncFileSystem(p); }
+  Status SyncDir(const std::string& p) override {
+    ++dir_syncs;
+    return PosixDisk()->SyncDir(p);
+  }
+  Status SyncFileSystem(const std::string& p) override {
+    ++syncfs_calls;
+    return PosixDisk()->SyncFileSystem(p);
+  }
   Result<std::vector<std::string>> ListDir(const std::string& p) override {
     return PosixDisk()->ListDir(p);
   }
@@ -67,7 +76,10 @@ class FaultDisk final : public Disk {
       }
       return f_->Append(data);
     }
-    Status Sync() override { return f_->Sync(); }
+    Status Sync() override {
+      ++d_->file_syncs;
+      return f_->Sync();
+    }
 
    private:
     FaultDisk* d_;
@@ -80,6 +92,7 @@ struct Fixture {
   FaultDisk disk;
   std::unique_ptr<ShardStore> store;
   std::unique_ptr<Catalog> catalog;
+  size_t syncfs_min_batch = StoreOptions{}.syncfs_min_batch;
 
   explicit Fixture(uint64_t capacity = 0) { Open(capacity); }
 
@@ -90,6 +103,7 @@ struct Fixture {
     o.data_dir = dir.Sub("data");
     o.capacity_bytes = capacity;
     o.disk = &disk;
+    o.syncfs_min_batch = syncfs_min_batch;
     o.clock_ms = [] { return uint64_t{1700000000000}; };
     auto s = ShardStore::Open(std::move(o));
     REQUIRE(s.ok());
@@ -173,6 +187,30 @@ TEST_SUITE("shard_store") {
       CHECK(f.store->Usage().used_bytes == payload.size());
     }
     CHECK(f.TmpCount() == 0);
+  }
+
+  TEST_CASE("a small batch is synced file by file, a large one with syncfs") {
+    // syncfs would also flush every other writer's dirty data on the disk
+    // (STORAGE.md §4.1), which only pays off for many files at once.
+    Fixture f;
+    const int at_open = f.disk.syncfs_calls;  // startup syncs once (§5)
+    const ShardKey k1{TestStripe(1), 0};
+    REQUIRE(f.Put(k1, TestPayload(1000, 1)).ok());
+    CHECK(f.disk.syncfs_calls == at_open);
+    CHECK(f.disk.file_syncs == 1);
+    CHECK(f.disk.dir_syncs >= 1);
+    CHECK(fs::exists(f.ShardPath(k1)));
+
+    f.syncfs_min_batch = 1;  // every batch is "large"
+    f.Open();
+    const int files_before = f.disk.file_syncs;
+    const int syncfs_before = f.disk.syncfs_calls;
+    const ShardKey k2{TestStripe(2), 0};
+    REQUIRE(f.Put(k2, TestPayload(1000, 2)).ok());
+    CHECK(f.disk.syncfs_calls == syncfs_before + 2);  // the temp files, then the renames
+    CHECK(f.disk.file_syncs == files_before);
+    auto got = f.store->Get(f.catalog.get(), k2, 0, 0);
+    REQUIRE(got.ok());
   }
 
   TEST_CASE("empty shard") {
