@@ -3,9 +3,11 @@
 // the same run (issue 2 §6; man/shardctl.8.rst, "bench"). Prints figures,
 // never pass or fail: the goal lines are for the reader.
 //
-// Order: encrypt, encode (CPU only); local write + fsync, cold local read
-// (the references); put, cold get. Caches are dropped before both cold
-// reads, so get is compared with a read that also comes from the disk.
+// Order: put and cold get on a cluster without CURVE (the reference for
+// CURVE's cost; skipped with --no-curve-reference); then on the real
+// cluster: encrypt, encode (CPU only); local write + fsync, cold local read
+// (the references); put, cold get. Caches are dropped before every cold
+// read, so get is compared with a read that also comes from the disk.
 //
 // Ctrl-C (or SIGTERM) stops the running stage; the cluster is stopped and the
 // temp dir removed as usual. A second Ctrl-C kills shardctl at once (then
@@ -24,6 +26,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "lib/cluster_client.h"
@@ -58,6 +61,7 @@ struct BenchOptions {
   int files = 10000;
   std::string rsync_source = "/usr/include";
   std::string shardfs_binary;
+  bool no_curve_reference = false;  // skip the put/get run without CURVE
 };
 
 // "1G" -> 2^30. Suffixes K, M, G, T (powers of 1024), optional "iB"/"B".
@@ -113,6 +117,85 @@ void PrintRatio(const char* what, const StageResult& a, const StageResult& b) {
   std::printf("%-28s %5.0f%%   (goal >= 50%%)\n", what, 100.0 * a.mb_per_s() / b.mb_per_s());
 }
 
+// Put and cold get of the same stream size on a second cluster without
+// CURVE: the reference for what transport security costs (SECURITY.md §6).
+// Run to completion, cluster stopped and removed, before the main cluster
+// starts, so neither run shares the CPU with the other's idle nodes.
+struct PlainReference {
+  StageResult put;
+  StageResult get;
+  std::string error;  // "" = both stages ran
+};
+
+PlainReference RunPlainReference(const BenchOptions& opts, const std::string& dir,
+                                 uint64_t size) {
+  PlainReference ref;
+  ref.put.name = "put, no CURVE";
+  ref.get.name = "get, no CURVE";
+  LocalClusterOptions copts;
+  copts.dir = dir + "/cluster-plain";
+  copts.nodes = opts.nodes;
+  copts.k = opts.k;
+  copts.m = opts.m;
+  copts.node_binary = opts.node_binary;
+  copts.node_log_level = "warning";
+  copts.insecure_no_curve = true;
+  Result<LocalCluster> cluster = StartLocalCluster(copts);
+  if (!cluster.ok()) {
+    ref.error = "starting the plain cluster: " + cluster.status().ToString();
+    return ref;
+  }
+  std::vector<pid_t> pids;
+  std::vector<std::string> node_dirs;
+  for (const LocalNode& n : cluster->nodes) {
+    pids.push_back(n.pid);
+    node_dirs.push_back(n.dir);
+  }
+  CpuMeter meter(pids);
+  [&] {
+    Result<ClientConfig> cfg = LoadClientConfig(cluster->config_path);
+    Result<Key> key = cfg.ok() ? LoadKeyFile(cfg->key_file) : Result<Key>(cfg.status());
+    if (!key.ok()) {
+      ref.error = key.status().ToString();
+      return;
+    }
+    Result<BenchStream> data = BenchStream::Create(size, cfg->segment_size);
+    if (!data.ok()) {
+      ref.error = data.status().ToString();
+      return;
+    }
+    Result<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(*cfg, *key);
+    if (!client.ok()) {
+      ref.error = "connecting: " + client.status().ToString();
+      return;
+    }
+    std::vector<Locator> locators;
+    ref.put = BenchPut(*data, **client, meter, g_stop, &locators);
+    ref.put.name = "put, no CURVE";
+    DropCaches(node_dirs);
+    ref.get = BenchGet(*data, **client, locators, opts.readers, meter, g_stop);
+    ref.get.name = "get, no CURVE";
+    client->reset();
+  }();
+  Result<StopReport> stopped = StopLocalCluster(copts.dir, 10000);
+  if (!stopped.ok() && ref.error.empty()) ref.error = stopped.status().ToString();
+  std::error_code ec;
+  std::filesystem::remove_all(copts.dir, ec);
+  return ref;
+}
+
+// "CURVE cost on put:  -12%  (goal < 15%)": throughput lost to CURVE.
+void PrintCurveCost(const char* what, const StageResult& curve, const StageResult& plain) {
+  if (curve.failed || plain.failed || plain.mb_per_s() <= 0) {
+    std::printf("%-28s  n/a (a stage failed)   (goal < 15%%)\n", what);
+    return;
+  }
+  const double cost = 100.0 * (1.0 - curve.mb_per_s() / plain.mb_per_s());
+  std::printf("%-28s %5.0f%%   (goal < 15%%; CPU %+.2f core-s/GB client, %+.2f nodes)\n", what,
+              cost, curve.client_core_s_per_gb() - plain.client_core_s_per_gb(),
+              curve.nodes_core_s_per_gb() - plain.nodes_core_s_per_gb());
+}
+
 int RunBench(const BenchOptions& opts) {
   uint64_t size = 0;
   if (!ParseBytes(opts.size, &size)) {
@@ -134,6 +217,18 @@ int RunBench(const BenchOptions& opts) {
   const std::string dir = templ;
   ::signal(SIGINT, OnSignal);
   ::signal(SIGTERM, OnSignal);
+
+  const char* no_curve_env = std::getenv("SHARDFS_BENCH_NO_CURVE");
+  const bool curve_off = no_curve_env != nullptr && std::string(no_curve_env) == "1";
+  std::optional<PlainReference> plain;
+  if (opts.suite != "drive" && !opts.no_curve_reference && !curve_off) {
+    std::printf("shardctl bench: put and get without CURVE first (the reference for its cost)\n");
+    std::fflush(stdout);
+    plain = RunPlainReference(opts, dir, size);
+    if (!plain->error.empty()) {
+      std::fprintf(stderr, "shardctl bench: CURVE reference: %s\n", plain->error.c_str());
+    }
+  }
 
   LocalClusterOptions copts;
   copts.dir = dir + "/cluster";
@@ -213,11 +308,21 @@ int RunBench(const BenchOptions& opts) {
       PrintRow(encode, false);
       PrintRow(put, true);
       PrintRow(get, true);
+      if (plain && plain->error.empty()) {
+        PrintRow(plain->put, true);
+        PrintRow(plain->get, true);
+      }
       PrintRow(write, false);
       PrintRow(read, false);
       std::printf("\n");
       PrintRatio("put / local write+fsync:", put, write);
       PrintRatio("get / cold local read:", get, read);
+      if (plain && plain->error.empty()) {
+        PrintCurveCost("CURVE cost on put:", put, plain->put);
+        PrintCurveCost("CURVE cost on get:", get, plain->get);
+      } else if (curve_off) {
+        std::printf("CURVE off (SHARDFS_BENCH_NO_CURVE=1): never use this for data\n");
+      }
       std::printf("cold reads: %s\n", cache_note.c_str());
       std::printf(
           "(MB = 10^6 bytes, GB = 10^9 bytes; core-s/GB = CPU seconds, user + system, "
@@ -234,7 +339,8 @@ int RunBench(const BenchOptions& opts) {
         if (RunDriveBench(d, g_stop) != 0) return 1;
       }
       bool failed = encrypt.failed || encode.failed || put.failed || get.failed || write.failed ||
-                    read.failed;
+                    read.failed || (plain && (!plain->error.empty() || plain->put.failed ||
+                                              plain->get.failed));
       return failed ? 1 : 0;
     }();
     Result<StopReport> stopped = StopLocalCluster(copts.dir, 10000);
@@ -286,6 +392,9 @@ void RegisterBenchCommand(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::IsMember({"data", "drive", "all"}));
   bench->add_flag("--drive", opts->drive, "same as --suite drive");
+  bench->add_flag("--no-curve-reference", opts->no_curve_reference,
+                  "data: skip the put and get on a second cluster without CURVE (the "
+                  "reference for CURVE's cost)");
   bench->add_option("--files", opts->files, "drive: small files created, stat'ed, deleted")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));

@@ -413,10 +413,12 @@ Result<LocalCluster> StartLocalCluster(const LocalClusterOptions& opts) {
 
   // SECURITY.md §2: one network per cluster dir, kept across restarts in
   // DIR/network.token (the client's network file); every node's data dir
-  // gets a copy before its first start. SHARDFS_BENCH_NO_CURVE=1 turns
-  // CURVE off on both sides (benchmark comparisons only).
+  // gets a copy before its first start. insecure_no_curve (or
+  // SHARDFS_BENCH_NO_CURVE=1) turns CURVE off on both sides (benchmark
+  // comparisons only).
   const char* no_curve_env = std::getenv("SHARDFS_BENCH_NO_CURVE");
-  const bool no_curve = no_curve_env != nullptr && std::string(no_curve_env) == "1";
+  const bool no_curve = opts.insecure_no_curve ||
+                        (no_curve_env != nullptr && std::string(no_curve_env) == "1");
   const std::string network_file = dir + "/network.token";
   JoinToken network;
   if (!no_curve) {

@@ -48,6 +48,10 @@ struct LocalClusterOptions {
   double down_after_s = 0;               // > 0: passed to --down-after
   std::vector<std::string> node_args;    // extra flags for every node, as given
   int start_timeout_ms = 10000;
+  // Nodes with --insecure-no-curve and a client.conf saying so: only for
+  // the benchmark's CURVE-cost reference (SECURITY.md §6), never for data.
+  // SHARDFS_BENCH_NO_CURVE=1 in the environment has the same effect.
+  bool insecure_no_curve = false;
 };
 
 struct LocalNode {
