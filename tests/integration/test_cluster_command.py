@@ -114,5 +114,26 @@ def test_missing_node_binary(c: Cluster):
     assert r.returncode != 0 and 'nope' in r.stderr, r.stderr
 
 
+@no_start
+def test_bench_data_suite(c: Cluster):
+    """shardctl bench runs its stages on clusters of its own (with and without
+    CURVE), checks every byte it gets back, prints the ratios and removes its
+    temp dir and processes."""
+    r = c.shardctl('bench', '--size', '16M', '--dir', c.tmp, config=None, timeout=600)
+    for row in ('put (pipelined)', 'get (4 readers)', 'put, no CURVE', 'get, no CURVE',
+                'CURVE cost on put:', 'CURVE cost on get:', 'put / local write+fsync:'):
+        assert row in r.stdout, f'{row!r} missing from:\n{r.stdout}'
+    assert 'n/a' not in r.stdout, r.stdout
+    left = [e for e in os.listdir(c.tmp) if e.startswith('shardctl-bench-')]
+    assert not left, f'bench left {left} behind'
+    procs = [p for p in os.listdir('/proc') if p.isdigit()]
+    for p in procs:
+        try:
+            with open(f'/proc/{p}/cmdline', 'rb') as f:
+                assert c.tmp.encode() not in f.read(), f'process {p} of the bench still runs'
+        except OSError:
+            pass
+
+
 if __name__ == '__main__':
     run_tests(globals())
