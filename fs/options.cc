@@ -74,6 +74,8 @@ Status ApplyOptionList(const std::string& list, MountOptions* opts) {
       if (!ParseInt(val, 1, 86400, &opts->sync_timeout_s)) return bad();
     } else if (key == "upload_inflight") {
       if (!ParseInt(val, 1, 64, &opts->upload_inflight)) return bad();
+    } else if (key == "upload_delay") {
+      if (!ParseInt(val, 0, 3600, &opts->upload_delay_s)) return bad();
     } else if (key == "staging_limit") {
       if (!ParseSize(val, &opts->staging_limit)) return bad();
     } else if (key == "max_threads") {
@@ -188,6 +190,8 @@ std::string UsageText(const std::string& program) {
          "      sync_timeout=SECONDS  longest wait of upload=sync (default 120)\n"
          "      cache_size=SIZE    read cache limit, K/M/G/T suffixes (default 1G)\n"
          "      upload_inflight=N  segments uploading at once (default 8)\n"
+         "      upload_delay=SECONDS  writeback: while files keep being written, uploads\n"
+         "                         wait for a second of quiet, at most SECONDS (30; 0: never)\n"
          "      staging_limit=SIZE writers wait for uploads while staging holds more\n"
          "                         than SIZE (default 1G; 0: never wait)\n"
          "      max_threads=N      FUSE worker threads (default 16)\n"

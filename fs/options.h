@@ -28,6 +28,9 @@ struct MountOptions {
   uint64_t cache_size = 1ull << 30;   // -o cache_size=SIZE
   int sync_timeout_s = 120;           // -o sync_timeout=SECONDS
   int upload_inflight = 8;            // -o upload_inflight=N
+  // -o upload_delay=SECONDS: longest time uploads wait for a busy drive to
+  // go quiet (writeback only; fs/upload_queue.h, "Pacing"). 0: never wait.
+  int upload_delay_s = 30;
   uint64_t staging_limit = 1ull << 30;  // -o staging_limit=SIZE (0: no backpressure)
   int max_threads = 16;               // -o max_threads=N (FUSE workers)
   // -o attr_timeout=SECONDS: attributes, names and negative names. The

@@ -39,14 +39,15 @@ void LowerThreadPriority() {
 }  // namespace
 
 Uploader::Uploader(MetaStore* meta, Staging* staging, ReadCache* cache, ClusterClient* cluster,
-                   FileRegistry* files, int max_in_flight)
+                   FileRegistry* files, int max_in_flight, UploadPacing pacing)
     : meta_(meta),
       staging_(staging),
       cache_(cache),
       cluster_(cluster),
       files_(files),
       budget_(files->budget()),
-      max_in_flight_(std::max(1, max_in_flight)) {
+      max_in_flight_(std::max(1, max_in_flight)),
+      pacing_(pacing) {
   files_->SetUploadHook([this] { NotifyQueued(); });
 }
 
@@ -82,7 +83,12 @@ void Uploader::Stop() {
   threads_.clear();
 }
 
+void Uploader::NoteActivity() {
+  last_activity_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+}
+
 void Uploader::Kick() {
+  NoteActivity();
   bool wake_dispatcher = false, wake_deleter = false;
   {
     std::lock_guard lock(mu_);
@@ -95,6 +101,7 @@ void Uploader::Kick() {
 }
 
 void Uploader::NotifyQueued() {
+  NoteActivity();
   {
     std::lock_guard lock(mu_);
     urgent_ = true;
@@ -133,10 +140,43 @@ void Uploader::DispatchLoop() {
       }
       if (!kicked) awaiting_commit_.clear();  // a poll retries everything
     }
+    if (auto until = HoldBackUntilLocked()) {
+      // Kicks and commits leave the wait alone (they only make the drive
+      // busier); a waiter or Stop() ends it.
+      dispatch_cv_.wait_until(lock, *until, [&] { return stopping_ || waiters_ > 0; });
+      continue;
+    }
     kicked_ = urgent_ = false;
     last_scan = Clock::now();
     DispatchLocked(lock);
   }
+}
+
+std::optional<Uploader::Clock::time_point> Uploader::HoldBackUntilLocked() {
+  if (pacing_.max_delay.count() <= 0 || waiters_ > 0 || draining_ || stopping_) {
+    return std::nullopt;
+  }
+  const uint64_t limit = budget_->limit_bytes() ? budget_->limit_bytes() : (1ull << 30);
+  if (budget_->used_bytes() > limit / 4) return std::nullopt;
+  const auto now = Clock::now();
+  const Clock::time_point quiet_at =
+      Clock::time_point(Clock::duration(last_activity_ns_.load(std::memory_order_relaxed))) +
+      pacing_.quiet;
+  if (quiet_at <= now) {
+    holding_since_.reset();
+    return std::nullopt;
+  }
+  if (!holding_since_) {
+    holding_since_ = now;
+    ++stats_.held_back;
+  }
+  const Clock::time_point give_up = *holding_since_ + pacing_.max_delay;
+  if (give_up <= now) {
+    holding_since_.reset();
+    draining_ = true;
+    return std::nullopt;
+  }
+  return std::min(quiet_at, give_up);
 }
 
 void Uploader::DispatchLocked(std::unique_lock<std::mutex>& lock) {
@@ -164,6 +204,7 @@ void Uploader::DispatchLocked(std::unique_lock<std::mutex>& lock) {
   }
   std::vector<QueuedUpload> batch = std::move(next).value();
   more_ = static_cast<int>(batch.size()) == room;
+  if (batch.empty() && in_flight_.empty()) draining_ = false;  // drained: pace again
   for (const QueuedUpload& q : batch) in_flight_[{q.ino, q.idx}] = true;
   for (const QueuedUpload& q : batch) {
     lock.unlock();
@@ -327,6 +368,13 @@ Status Uploader::WaitForFile(uint64_t ino, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   NotifyQueued();
   std::unique_lock lock(mu_);
+  // While anyone waits, nothing is held back (HoldBackUntilLocked).
+  ++waiters_;
+  dispatch_cv_.notify_one();
+  struct Leave {
+    int* n;
+    ~Leave() { --*n; }
+  } leave{&waiters_};  // runs with `lock` still held (declared after it)
   while (true) {
     lock.unlock();
     auto rows = meta_->ListSegments(ino);

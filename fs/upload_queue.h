@@ -17,17 +17,30 @@
 // second cost a scan of the queues every few milliseconds, not two thread
 // wake-ups and two queries each. A slow poll catches anything missed.
 //
+// Pacing (upload=writeback only): while the drive is busy (a flush,
+// release or commit within the last `quiet`), the dispatcher starts no new
+// upload, for at most `max_delay` per busy spell, like the kernel holding
+// dirty pages back for up to 30 s. A burst of small files (rsync, git
+// checkout, tar x) then runs at local speed instead of sharing the disk and
+// CPU with thousands of tiny shard uploads, and the uploads follow it.
+// Never held back: a waiter in WaitForFile (upload=sync, fsync in sync
+// mode), staging over a quarter of its limit (a big write streams out as
+// before), and a spell that has already waited `max_delay` (then everything
+// queued goes out before pacing starts again).
+//
 // Thread-safety: public methods may be called from any thread. Lifetime:
 // Stop() (or the destructor) joins every thread; everything passed to the
 // constructor must outlive it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -41,12 +54,17 @@
 
 namespace shardfs::fs {
 
+struct UploadPacing {
+  std::chrono::milliseconds quiet{1000};
+  std::chrono::milliseconds max_delay{0};  // 0: never hold uploads back
+};
+
 class Uploader {
  public:
   // Installs the registry's upload hook (REQUIRES: before any FileData of
   // `files` commits, i.e. before the mount serves requests).
   Uploader(MetaStore* meta, Staging* staging, ReadCache* cache, ClusterClient* cluster,
-           FileRegistry* files, int max_in_flight);
+           FileRegistry* files, int max_in_flight, UploadPacing pacing = {});
   ~Uploader();
   Uploader(const Uploader&) = delete;
   Uploader& operator=(const Uploader&) = delete;
@@ -73,6 +91,7 @@ class Uploader {
     uint64_t uploaded = 0;
     uint64_t failed = 0;
     uint64_t deleted = 0;
+    uint64_t held_back = 0;  // busy spells during which uploads waited
     int in_flight = 0;
   };
   Stats stats();
@@ -89,6 +108,11 @@ class Uploader {
   // Scans the queue and starts uploads into the free slots. REQUIRES: lock
   // held (released around SQLite and staging I/O).
   void DispatchLocked(std::unique_lock<std::mutex>& lock);
+  // When new uploads should wait for the drive to go quiet (see Pacing
+  // above): the time to look again, or nullopt to dispatch now.
+  // REQUIRES: lock held.
+  std::optional<Clock::time_point> HoldBackUntilLocked();
+  void NoteActivity();
   void CompletionLoop();
   void DeleteLoop();
   void Complete(const QueuedUpload& item, const Result<Locator>& result);
@@ -107,6 +131,10 @@ class Uploader {
   FileRegistry* const files_;
   StagingBudget* const budget_;
   const int max_in_flight_;
+  const UploadPacing pacing_;
+  // Steady-clock time (ns since its epoch) of the last flush, release or
+  // commit: written without the lock by every FUSE thread.
+  std::atomic<int64_t> last_activity_ns_{0};
 
   std::mutex mu_;
   std::condition_variable dispatch_cv_;    // kick, urgent work, room, stop
@@ -131,6 +159,11 @@ class Uploader {
   std::deque<Completion> completions_;                      // guarded by mu_
   Stats stats_;                                             // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_: bumped per completion
+  int waiters_ = 0;          // guarded by mu_: callers inside WaitForFile
+  // Pacing: start of the current busy spell, and whether a spell reached
+  // max_delay (then the queue drains before holding back again).
+  std::optional<Clock::time_point> holding_since_;  // guarded by mu_
+  bool draining_ = false;                           // guarded by mu_
   std::vector<std::thread> threads_;
 };
 

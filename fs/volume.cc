@@ -102,8 +102,11 @@ Status Volume::StartNetwork() {
   deps.fetcher = fetcher_.get();
   deps.segment_size = meta_->segment_size();
   files_ = std::make_unique<FileRegistry>(deps);
+  UploadPacing pacing;
+  if (!opts_.upload_sync) pacing.max_delay = std::chrono::seconds(opts_.upload_delay_s);
   uploader_ = std::make_unique<Uploader>(meta_.get(), staging_.get(), cache_.get(),
-                                         cluster_.get(), files_.get(), opts_.upload_inflight);
+                                         cluster_.get(), files_.get(), opts_.upload_inflight,
+                                         pacing);
   uploader_->Start();
   return Status::OK();
 }

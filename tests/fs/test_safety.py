@@ -1,8 +1,9 @@
 """Safety of a shardfs mount on a real local cluster (issue 3, Safety):
 kill -9 of the mount during an rsync, nodes down (reads with m down, writes
 queued when too few nodes are up, completed once they are back), `shardctl
-cache drop` while mounted, `shardctl sync` and `shardctl stat`, and close in
-upload=sync mode while too few nodes answer.
+cache drop` while mounted, `shardctl sync` and `shardctl stat`, close in
+upload=sync mode while too few nodes answer, and upload pacing (uploads wait
+while the drive is busy, for at most -o upload_delay).
 
 A second mount of the same volume is tested in test_posix.py
 (test_lease_refuses_second_mount); test_second_state_dir_refused here covers
@@ -637,6 +638,54 @@ def test_missing_staging_file_is_damaged(c, m):
     assert len(lines) == 1, f'{len(lines)} log lines about the missing staging file: {lines[:3]}'
     assert status(m.path('lost')).startswith('damaged'), status(m.path('lost'))
     assert read_uncached(m.path('ok')) == ok
+
+
+def keep_busy(m, seconds, check=None):
+    """Writes and closes a small (inline) file every 0.1 s for `seconds`,
+    the way rsync or tar keep a drive busy; calls check() after each."""
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        write(m.path(f'busy{i % 10}'), b'x' * 100)
+        i += 1
+        if check:
+            check()
+        time.sleep(0.1)
+
+
+@mount_opts('allow_other', 'upload_delay=30')
+def test_uploads_wait_while_the_drive_is_busy(c, m):
+    """upload=writeback pacing (-o upload_delay): a closed file's upload
+    waits while other files keep being written, and follows within seconds
+    of the writer stopping."""
+    data = os.urandom(c.segment_size() // 2 + 123)  # above the inline limit
+    write(m.path('first'), data)
+
+    def still_pending():
+        assert status(m.path('first')).startswith('pending'), \
+            f'uploaded while the drive was busy: {status(m.path("first"))}'
+    keep_busy(m, 5, still_pending)
+    t0 = time.monotonic()
+    wait_status(m.path('first'), 'stored', timeout=30)
+    log(f'uploaded {time.monotonic() - t0:.1f} s after the writer stopped')
+    assert read_uncached(m.path('first')) == data
+
+
+@mount_opts('allow_other', 'upload_delay=2')
+def test_upload_delay_is_bounded(c, m):
+    """A drive that never goes quiet holds uploads back for upload_delay at
+    most: the file is stored while the writer is still going."""
+    write(m.path('first'), os.urandom(c.segment_size() // 2 + 77))
+    seen = {}
+
+    def note_stored():
+        if 'at' not in seen and status(m.path('first')).startswith('stored'):
+            seen['at'] = time.monotonic()
+    t0 = time.monotonic()
+    keep_busy(m, 20, note_stored)
+    assert 'at' in seen, 'not uploaded during 20 s of writes with upload_delay=2'
+    log(f'uploaded {seen["at"] - t0:.1f} s into a busy spell (upload_delay=2)')
+    assert seen['at'] - t0 >= 1.5, 'not held back at all'
 
 
 if __name__ == '__main__':

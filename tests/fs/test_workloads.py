@@ -95,9 +95,10 @@ def test_fio_verify(c, m):
         return
     run('fio', '--name=verify', f'--directory={m.dir}', '--rw=randwrite', '--bs=64k',
         '--size=48m', '--ioengine=psync', '--verify=crc32c', '--do_verify=1',
-        '--verify_fatal=1', '--numjobs=2', '--group_reporting')
+        '--verify_fatal=1', '--verify_state_save=0', '--numjobs=2', '--group_reporting')
     run('fio', '--name=seq', f'--directory={m.dir}', '--rw=write', '--bs=1M', '--size=64m',
-        '--ioengine=psync', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1')
+        '--ioengine=psync', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1',
+        '--verify_state_save=0')
 
 
 def test_read_with_two_nodes_down(c, m):
