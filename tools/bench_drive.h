@@ -16,8 +16,10 @@
 // Workloads: sequential write of --size with fio (bs=1M, buffered,
 // end_fsync=1), sequential read of it after dropping caches (where root),
 // N files of 4 KiB created, stat'ed and deleted by an in-process loop, and
-// rsync -a of a real tree (for shardfs also the time until `shardctl sync`
-// says the nodes have all of it). For FUSE targets the mount process's peak
+// rsync -a of a real tree. For shardfs, `shardctl sync` after the write,
+// the small files and the rsync: each phase starts with nothing left to
+// upload, and the write and the rsync are also timed until the nodes have
+// all of their data. For FUSE targets the mount process's peak
 // resident memory (VmHWM) is reported. Figures and ratios to passthrough,
 // each with the goal and whether this run met it; the exit status
 // never depends on them. The goal for rsync is for a tree of 20k files or

@@ -117,6 +117,17 @@ void PrintRatio(const char* what, const StageResult& a, const StageResult& b) {
   std::printf("%-28s %5.0f%%   (goal >= 50%%)\n", what, 100.0 * a.mb_per_s() / b.mb_per_s());
 }
 
+LocalClusterOptions BenchClusterOptions(const BenchOptions& opts, const std::string& dir) {
+  LocalClusterOptions copts;
+  copts.dir = dir;
+  copts.nodes = opts.nodes;
+  copts.k = opts.k;
+  copts.m = opts.m;
+  copts.node_binary = opts.node_binary;
+  copts.node_log_level = "warning";
+  return copts;
+}
+
 // Put and cold get of the same stream size on a second cluster without
 // CURVE: the reference for what transport security costs (SECURITY.md §6).
 // Run to completion, cluster stopped and removed, before the main cluster
@@ -132,13 +143,7 @@ PlainReference RunPlainReference(const BenchOptions& opts, const std::string& di
   PlainReference ref;
   ref.put.name = "put, no CURVE";
   ref.get.name = "get, no CURVE";
-  LocalClusterOptions copts;
-  copts.dir = dir + "/cluster-plain";
-  copts.nodes = opts.nodes;
-  copts.k = opts.k;
-  copts.m = opts.m;
-  copts.node_binary = opts.node_binary;
-  copts.node_log_level = "warning";
+  LocalClusterOptions copts = BenchClusterOptions(opts, dir + "/cluster-plain");
   copts.insecure_no_curve = true;
   Result<LocalCluster> cluster = StartLocalCluster(copts);
   if (!cluster.ok()) {
@@ -230,13 +235,7 @@ int RunBench(const BenchOptions& opts) {
     }
   }
 
-  LocalClusterOptions copts;
-  copts.dir = dir + "/cluster";
-  copts.nodes = opts.nodes;
-  copts.k = opts.k;
-  copts.m = opts.m;
-  copts.node_binary = opts.node_binary;
-  copts.node_log_level = "warning";
+  LocalClusterOptions copts = BenchClusterOptions(opts, dir + "/cluster");
   int rc = 0;
   Result<LocalCluster> cluster = StartLocalCluster(copts);
   if (!cluster.ok()) {
