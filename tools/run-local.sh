@@ -17,6 +17,13 @@ stop() {
   if mountpoint -q "$home/drive" 2>/dev/null; then
     fusermount3 -u "$home/drive" || umount -l "$home/drive"
   fi
+  # The daemon outlives the unmount while it takes its last metadata
+  # snapshot (fs/SNAPSHOTS.md): the nodes must still be up for that.
+  local i
+  for i in $(seq 1 60); do
+    pgrep -f "^$shardfs .*--config $home/client.conf" >/dev/null || break
+    sleep 1
+  done
   [ -x "$shardctl" ] && "$shardctl" cluster stop --dir "$home" || true
 }
 
