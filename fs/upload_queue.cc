@@ -166,10 +166,7 @@ std::optional<Uploader::Clock::time_point> Uploader::HoldBackUntilLocked() {
     holding_since_.reset();
     return std::nullopt;
   }
-  if (!holding_since_) {
-    holding_since_ = now;
-    ++stats_.held_back;
-  }
+  if (!holding_since_) holding_since_ = now;
   const Clock::time_point give_up = *holding_since_ + pacing_.max_delay;
   if (give_up <= now) {
     holding_since_.reset();

@@ -91,7 +91,6 @@ class Uploader {
     uint64_t uploaded = 0;
     uint64_t failed = 0;
     uint64_t deleted = 0;
-    uint64_t held_back = 0;  // busy spells during which uploads waited
     int in_flight = 0;
   };
   Stats stats();

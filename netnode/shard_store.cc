@@ -447,9 +447,7 @@ void ShardStore::CommitBatch(std::vector<Pending>& batch) {
     if (result[i].ok()) dirs.push_back(layout_.ShardDir(batch[i].record.key.stripe));
   }
   if (!dirs.empty()) {
-    Status st = per_file ? Status::Unavailable("small batch: directory by directory")
-                         : disk_->SyncFileSystem(layout_.ShardsDir());
-    if (!st.ok()) {
+    if (per_file || !disk_->SyncFileSystem(layout_.ShardsDir()).ok()) {
       std::sort(dirs.begin(), dirs.end());
       dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
       for (const std::string& d : dirs) {

@@ -128,6 +128,26 @@ LocalClusterOptions BenchClusterOptions(const BenchOptions& opts, const std::str
   return copts;
 }
 
+// Put of `data`, then cold get (node caches dropped) through one client of
+// `cluster`, whose transport is stopped before returning (before the nodes).
+struct PutGet {
+  StageResult put;
+  StageResult get;
+};
+
+Result<PutGet> PutThenColdGet(const BenchStream& data, const ClientConfig& cfg, const Key& key,
+                              const LocalCluster& cluster, int readers, const CpuMeter& meter) {
+  ASSIGN_OR_RETURN(std::unique_ptr<ClusterClient> client, ClusterClient::Connect(cfg, key));
+  PutGet r;
+  std::vector<Locator> locators;
+  r.put = BenchPut(data, *client, meter, g_stop, &locators);
+  std::vector<std::string> node_dirs;
+  for (const LocalNode& n : cluster.nodes) node_dirs.push_back(n.dir);
+  DropCaches(node_dirs);
+  r.get = BenchGet(data, *client, locators, readers, meter, g_stop);
+  return r;
+}
+
 // Put and cold get of the same stream size on a second cluster without
 // CURVE: the reference for what transport security costs (SECURITY.md §6).
 // Run to completion, cluster stopped and removed, before the main cluster
@@ -151,11 +171,7 @@ PlainReference RunPlainReference(const BenchOptions& opts, const std::string& di
     return ref;
   }
   std::vector<pid_t> pids;
-  std::vector<std::string> node_dirs;
-  for (const LocalNode& n : cluster->nodes) {
-    pids.push_back(n.pid);
-    node_dirs.push_back(n.dir);
-  }
+  for (const LocalNode& n : cluster->nodes) pids.push_back(n.pid);
   CpuMeter meter(pids);
   [&] {
     Result<ClientConfig> cfg = LoadClientConfig(cluster->config_path);
@@ -169,18 +185,15 @@ PlainReference RunPlainReference(const BenchOptions& opts, const std::string& di
       ref.error = data.status().ToString();
       return;
     }
-    Result<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(*cfg, *key);
-    if (!client.ok()) {
-      ref.error = "connecting: " + client.status().ToString();
+    Result<PutGet> pg = PutThenColdGet(*data, *cfg, *key, *cluster, opts.readers, meter);
+    if (!pg.ok()) {
+      ref.error = "connecting: " + pg.status().ToString();
       return;
     }
-    std::vector<Locator> locators;
-    ref.put = BenchPut(*data, **client, meter, g_stop, &locators);
+    ref.put = pg->put;
+    ref.get = pg->get;
     ref.put.name = "put, no CURVE";
-    DropCaches(node_dirs);
-    ref.get = BenchGet(*data, **client, locators, opts.readers, meter, g_stop);
     ref.get.name = "get, no CURVE";
-    client->reset();
   }();
   Result<StopReport> stopped = StopLocalCluster(copts.dir, 10000);
   if (!stopped.ok() && ref.error.empty()) ref.error = stopped.status().ToString();
@@ -287,19 +300,13 @@ int RunBench(const BenchOptions& opts) {
       StageResult read = BenchLocalRead(local, cfg->segment_size, meter, g_stop);
       ::unlink(local.c_str());
 
-      Result<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(*cfg, *key);
-      if (!client.ok()) {
-        std::fprintf(stderr, "shardctl bench: connecting: %s\n",
-                     client.status().ToString().c_str());
+      Result<PutGet> pg = PutThenColdGet(*data, *cfg, *key, *cluster, opts.readers, meter);
+      if (!pg.ok()) {
+        std::fprintf(stderr, "shardctl bench: connecting: %s\n", pg.status().ToString().c_str());
         return 1;
       }
-      std::vector<Locator> locators;
-      StageResult put = BenchPut(*data, **client, meter, g_stop, &locators);
-      std::vector<std::string> node_dirs;
-      for (const LocalNode& n : cluster->nodes) node_dirs.push_back(n.dir);
-      DropCaches(node_dirs);
-      StageResult get = BenchGet(*data, **client, locators, opts.readers, meter, g_stop);
-      client->reset();  // stop the transport before the nodes
+      const StageResult& put = pg->put;
+      const StageResult& get = pg->get;
 
       std::printf("%-26s %9s %12s %12s %9s\n", "stage", "MB/s", "client", "nodes", "seconds");
       std::printf("%-26s %9s %12s %12s\n", "", "", "core-s/GB", "core-s/GB");

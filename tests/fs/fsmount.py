@@ -28,6 +28,32 @@ SHARDFS = os.path.join(BUILD_DIR, 'fs', 'shardfs')
 _mounts = []  # every Mount still possibly mounted, cleaned up at exit
 
 
+def write(path, data, mode='wb'):
+    with open(path, mode) as f:
+        f.write(data)
+
+
+def read(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def read_uncached(path):
+    """Reads through the mount, not the kernel's page cache of the file (the
+    mount keeps file pages cached across opens)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                return b''.join(chunks)
+            chunks.append(b)
+    finally:
+        os.close(fd)
+
+
 def check_fuse():
     problems = []
     if not os.path.exists('/dev/fuse'):

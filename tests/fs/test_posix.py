@@ -15,7 +15,7 @@ import stat
 import subprocess
 import time
 
-from fsmount import Mount, mount_opts, run_fs_tests, unmounted
+from fsmount import Mount, mount_opts, read, run_fs_tests, unmounted, write
 
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
@@ -37,16 +37,6 @@ def expect_errno(err, fn, *args, **kw):
         assert e.errno == err, f'{fn.__name__}{args}: errno {e.errno} ({e.strerror}), expected {errno.errorcode[err]}'
         return
     raise AssertionError(f'{fn.__name__}{args} succeeded, expected {errno.errorcode[err]}')
-
-
-def write(path, data, mode='wb'):
-    with open(path, mode) as f:
-        f.write(data)
-
-
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
 
 
 def status(path):

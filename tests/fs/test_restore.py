@@ -21,19 +21,9 @@ import shutil
 import subprocess
 import time
 
-from fsmount import Mount, _pid_alive, log, mount_opts, run_fs_tests, unmounted
+from fsmount import Mount, _pid_alive, log, mount_opts, read, run_fs_tests, unmounted, write
 
 QUICK = ('allow_other', 'snapshot_quiet=1', 'lease_ttl=3')
-
-
-def write(path, data):
-    with open(path, 'wb') as f:
-        f.write(data)
-
-
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
 
 
 def key_file(c):

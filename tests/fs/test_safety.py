@@ -32,38 +32,14 @@ import subprocess
 import threading
 import time
 
-from fsmount import Mount, client_conf, log, mount_opts, run_fs_tests, unmounted  # first: sets sys.path
+from fsmount import (Mount, client_conf, log, mount_opts, read, read_uncached,  # first: sets sys.path
+                     run_fs_tests, unmounted, write)
 import cluster as cluster_mod  # noqa: E402
 
 SRC_TREE = os.environ.get('SHARDFS_RSYNC_TREE', '/usr/include')
 TREE_FILES = 800   # regular files copied from SRC_TREE into the rsync source
 KILL_AFTER = 200   # files at their final name in the mount when it is killed
 NODE_TIMEOUT_MS = 2000  # client.conf timeout_ms in the tests that stop nodes
-
-
-def write(path, data):
-    with open(path, 'wb') as f:
-        f.write(data)
-
-
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
-
-
-def read_uncached(path):
-    """Reads through the mount, not the kernel's page cache of the file."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                return b''.join(chunks)
-            chunks.append(b)
-    finally:
-        os.close(fd)
 
 
 def status(path):

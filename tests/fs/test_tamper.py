@@ -26,7 +26,7 @@ import sqlite3
 import struct
 import subprocess
 
-from fsmount import log, run_fs_tests  # first: sets sys.path
+from fsmount import log, read_uncached, run_fs_tests, write  # first: sets sys.path
 
 HEADER = 64          # netnode/STORAGE.md §3.1
 OFF_META_SIZE = 32
@@ -53,25 +53,6 @@ def crc32c(data):
 
 
 crc32c.table = None
-
-
-def write(path, data):
-    with open(path, 'wb') as f:
-        f.write(data)
-
-
-def read_uncached(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                return b''.join(chunks)
-            chunks.append(b)
-    finally:
-        os.close(fd)
 
 
 def drive(c, m, *args, check=True):

@@ -326,6 +326,28 @@ def assert_same(a, b):
     assert sha256_file(a) == sha256_file(b), f'{b}: contents differ from {a}'
 
 
+def get_and_compare(c, objs, tag, timeout=300):
+    """Gets every (source file, object id) of `objs` and compares it with its
+    source byte for byte; the copies are removed."""
+    for src, oid in objs:
+        out = c.path(os.path.basename(src) + '.' + tag)
+        c.get(oid, out, timeout=timeout)
+        assert_same(src, out)
+        os.unlink(out)
+
+
+def assert_fails(c, r, *words):
+    """A command failed cleanly: non-zero exit, a message on stderr naming
+    one of `words`, and no crash."""
+    assert r.returncode != 0, f'expected failure, got exit 0\nstdout: {r.stdout}'
+    # The temp dir's name holds the test's name: keep it out of the match.
+    msg = r.stderr.replace(c.tmp, 'TMP').lower()
+    assert msg.strip(), 'failed without a message on stderr'
+    assert any(w.lower() in msg for w in words), \
+        f'message does not mention any of {words}: {r.stderr.strip()}'
+    assert 'terminate called' not in msg and 'core dumped' not in msg, r.stderr
+
+
 def check_binaries():
     missing = [p for p in (SHARDCTL, NODE) if not os.access(p, os.X_OK)]
     if missing:

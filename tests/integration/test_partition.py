@@ -38,8 +38,8 @@ import sys
 import time
 
 import netns
-from cluster import (NODE, SKIP, Cluster, _started, assert_same, cluster_args, log, node_alive,
-                     run_tests)
+from cluster import (NODE, SKIP, Cluster, _started, cluster_args, get_and_compare, log,
+                     node_alive, run_tests)
 
 NODES, K, M, ZONES = 8, 4, 2, 4
 DOWN_AFTER = 5        # grace period, seconds
@@ -201,13 +201,6 @@ def log_lines(c, i, pattern, since=0.0):
     return out
 
 
-def read_all(c, objs, tag):
-    for src, oid in objs:
-        out = c.path(os.path.basename(src) + '.' + tag)
-        c.get(oid, out, timeout=120)
-        assert_same(src, out)
-        os.unlink(out)
-
 
 # --- the test -------------------------------------------------------------
 
@@ -337,7 +330,7 @@ def run_scenario(c, net):
     t_heal = time.time()
     net.heal(VICTIM)
     # At once, while its stale copies are still there: reads are exact.
-    read_all(c, objs, 'healed')
+    get_and_compare(c, objs, 'healed', timeout=120)
 
     def converged():
         s = status(c)
@@ -366,7 +359,7 @@ def run_scenario(c, net):
     for st in s2['stripes']:
         assert st['healthy'] == K + M == len(st['holders']) and st['orphans'] == 0, st
     assert sum(disk_shards(c, i) for i in ids) == len(before) * (K + M)
-    read_all(c, objs, 'converged')
+    get_and_compare(c, objs, 'converged', timeout=120)
     s3 = status(c)
     assert sum(n['repaired_shards'] for n in s3['nodes']) == len(held), 'a repair after return'
     assert layout(s3) == after and s3['code'] == 0, 'the cluster changed after converging'

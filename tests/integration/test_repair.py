@@ -26,8 +26,8 @@ import signal
 import subprocess
 import time
 
-from cluster import (NODE, Cluster, _started, assert_same, cluster_args, log, node_alive,
-                     run_tests)
+from cluster import (NODE, Cluster, _started, assert_same, cluster_args, get_and_compare, log,
+                     node_alive, run_tests)
 
 DOWN_AFTER = 3
 FAST = ['--down-after', str(DOWN_AFTER),
@@ -110,13 +110,6 @@ def put_set(c, total, count):
     return objs
 
 
-def check_all(c, objs, tag):
-    for src, oid in objs:
-        out = c.path(os.path.basename(src) + '.' + tag)
-        c.get(oid, out, timeout=300)
-        assert_same(src, out)
-        os.unlink(out)
-
 
 def cmdline(c, i):
     with open(f'/proc/{c.pid(i)}/cmdline', 'rb') as f:
@@ -190,7 +183,7 @@ def test_kill_one_then_two_more(c: Cluster):
 
     c.kill(5)
     c.kill(7)
-    check_all(c, objs, 'after3')
+    get_and_compare(c, objs, 'after3')
     # The single-endpoint config reads too (node-1 is alive).
     src, oid = objs[0]
     c.shardctl('get', oid, c.path('one.out'), config=one)
@@ -227,7 +220,7 @@ def test_scrub_repairs_corruption(c: Cluster):
         return fully_redundant(c)
     dt = wait_for('the scrubber to find and heal the corrupt shards', healed, 60)
     log(f'{len(bad)} corrupt shards found and rebuilt in {dt:.1f} s')
-    check_all(c, objs, 'healed')
+    get_and_compare(c, objs, 'healed')
 
 
 @cluster_args(nodes=8, zones=4)
@@ -254,7 +247,7 @@ def test_kill_repairing_node(c: Cluster):
     dt = wait_for('convergence after the repairer died', lambda: fully_redundant(c, dead),
                   DOWN_AFTER + 120)
     log(f'converged {dt:.1f} s after the repairing node was killed')
-    check_all(c, objs, 'converged')
+    get_and_compare(c, objs, 'converged')
 
 
 @cluster_args(nodes=8, zones=4)
@@ -284,7 +277,7 @@ def test_restart_after_repair(c: Cluster):
     for st in s['stripes']:
         assert st['healthy'] == st['k'] + st['m'], st
         assert len(st['holders']) == st['k'] + st['m'], st
-    check_all(c, objs, 'restarted')
+    get_and_compare(c, objs, 'restarted')
 
 
 @cluster_args(nodes=8, zones=4)
@@ -318,7 +311,7 @@ def test_sigstop_short_and_long(c: Cluster):
                 s['summary']['orphans'] == 0 and fully_redundant(c))
     dt = wait_for('convergence after SIGCONT', converged, 60)
     log(f'node-6 resumed: converged in {dt:.1f} s')
-    check_all(c, objs, 'resumed')
+    get_and_compare(c, objs, 'resumed')
 
 
 @cluster_args(nodes=8, zones=4)
@@ -336,7 +329,7 @@ def test_graceful_exit(c: Cluster):
     dt = wait_for('full redundancy after the hand-off', lambda: fully_redundant(c, {nid}), 20)
     log(f'node-8 handed off {held} shards; healthy {dt:.1f} s after it exited')
     assert [f for f in c.shard_files() if '/node-8/' in f] == []
-    check_all(c, objs, 'handed-off')
+    get_and_compare(c, objs, 'handed-off')
 
 
 if __name__ == '__main__':

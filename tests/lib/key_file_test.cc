@@ -12,26 +12,12 @@
 #include <fstream>
 #include <string>
 
+#include "tests/netnode/temp_dir.h"
+
 namespace shardfs {
 namespace {
 
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "shardfs-keyfile-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // Writes `content` with mode 0600 (what a careful hand-made file would have).
 void WriteFile(const std::string& path, const std::string& content) {
@@ -55,7 +41,7 @@ const std::string kGoodHex(64, 'a');
 TEST_SUITE("key_file") {
   TEST_CASE("create then load returns the same key") {
     TempDir dir;
-    std::string path = dir.File("volume.key");
+    std::string path = dir.Sub("volume.key");
     auto created = CreateKeyFile(path);
     REQUIRE_MESSAGE(created.ok(), created.status().ToString());
     auto loaded = LoadKeyFile(path);
@@ -65,14 +51,14 @@ TEST_SUITE("key_file") {
     CHECK(std::filesystem::file_size(path) == 15 + 64 + 1);
 
     // Two files get two different keys.
-    auto other = CreateKeyFile(dir.File("other.key"));
+    auto other = CreateKeyFile(dir.Sub("other.key"));
     REQUIRE(other.ok());
     CHECK(*other != *created);
   }
 
   TEST_CASE("create refuses to overwrite") {
     TempDir dir;
-    std::string path = dir.File("volume.key");
+    std::string path = dir.Sub("volume.key");
     auto first = CreateKeyFile(path);
     REQUIRE(first.ok());
     auto second = CreateKeyFile(path);
@@ -85,7 +71,7 @@ TEST_SUITE("key_file") {
 
   TEST_CASE("created mode is 0600 even with umask 0") {
     TempDir dir;
-    std::string path = dir.File("volume.key");
+    std::string path = dir.Sub("volume.key");
     mode_t old = ::umask(0);
     auto created = CreateKeyFile(path);
     ::umask(old);
@@ -95,7 +81,7 @@ TEST_SUITE("key_file") {
 
   TEST_CASE("group- or world-accessible key files are refused") {
     TempDir dir;
-    std::string path = dir.File("volume.key");
+    std::string path = dir.Sub("volume.key");
     REQUIRE(CreateKeyFile(path).ok());
     for (mode_t mode : {0644, 0640, 0604, 0660, 0601}) {
       CAPTURE(mode);
@@ -110,7 +96,7 @@ TEST_SUITE("key_file") {
 
   TEST_CASE("malformed key files are Corruption") {
     TempDir dir;
-    std::string path = dir.File("volume.key");
+    std::string path = dir.Sub("volume.key");
     const std::string bad[] = {
         "",
         "\n",
@@ -133,7 +119,7 @@ TEST_SUITE("key_file") {
 
   TEST_CASE("well-formed hand-written key files load") {
     TempDir dir;
-    std::string path = dir.File("volume.key");
+    std::string path = dir.Sub("volume.key");
     WriteFile(path, "shardfs-key-v1 " + kGoodHex + "\n");
     auto key = LoadKeyFile(path);
     REQUIRE(key.ok());
@@ -148,14 +134,14 @@ TEST_SUITE("key_file") {
 
   TEST_CASE("missing key file is NotFound") {
     TempDir dir;
-    CHECK(LoadKeyFile(dir.File("absent.key")).status().code() == Code::kNotFound);
+    CHECK(LoadKeyFile(dir.Sub("absent.key")).status().code() == Code::kNotFound);
     // Creating in a missing directory fails cleanly too.
-    CHECK(!CreateKeyFile(dir.File("no/such/dir.key")).ok());
+    CHECK(!CreateKeyFile(dir.Sub("no/such/dir.key")).ok());
   }
 
   TEST_CASE("a directory is not a key file") {
     TempDir dir;
-    std::string path = dir.File("d");
+    std::string path = dir.Sub("d");
     REQUIRE(::mkdir(path.c_str(), 0700) == 0);
     CHECK(LoadKeyFile(path).status().code() == Code::kCorruption);
   }

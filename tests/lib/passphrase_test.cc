@@ -18,28 +18,14 @@
 #include <string>
 
 #include "lib/key_file.h"
+#include "tests/netnode/temp_dir.h"
 
 namespace shardfs {
 namespace {
 
 const ScryptParams kFast{10, 8, 1};
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "shardfs-pass-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -158,7 +144,7 @@ TEST_SUITE("passphrase") {
   TEST_CASE("protect, load, change, unprotect a key file; modes stay 0600") {
     CleanEnv env;
     TempDir dir;
-    const std::string path = dir.File("volume.key");
+    const std::string path = dir.Sub("volume.key");
     auto created = CreateKeyFile(path);
     REQUIRE(created.ok());
     CHECK(*KeyFileIsProtected(path) == false);
@@ -196,7 +182,7 @@ TEST_SUITE("passphrase") {
 
   TEST_CASE("a leftover temp file blocks a change instead of being clobbered") {
     TempDir dir;
-    const std::string path = dir.File("volume.key");
+    const std::string path = dir.Sub("volume.key");
     auto created = CreateKeyFile(path);
     REQUIRE(created.ok());
     WriteFile(path + ".new", "half");
@@ -207,7 +193,7 @@ TEST_SUITE("passphrase") {
   TEST_CASE("LoadKeyFile takes the passphrase from a file or the environment") {
     CleanEnv env;
     TempDir dir;
-    const std::string path = dir.File("volume.key");
+    const std::string path = dir.Sub("volume.key");
     auto created = CreateKeyFile(path);
     REQUIRE(created.ok());
     REQUIRE(ReplaceKeyFile(path, *created, "from somewhere", kFast).ok());
@@ -218,14 +204,14 @@ TEST_SUITE("passphrase") {
     CHECK(LoadKeyFile(path).status().code() == Code::kAuthFailed);
 
     // A file wins over the variable; its newline is not part of it.
-    const std::string pfile = dir.File("pass");
+    const std::string pfile = dir.Sub("pass");
     WriteFile(pfile, "from somewhere\n");
     ::setenv("SHARDFS_PASSPHRASE_FILE", pfile.c_str(), 1);
     CHECK(*LoadKeyFile(path) == *created);
     ::unsetenv("SHARDFS_PASSPHRASE_FILE");
     SetPassphraseFile(pfile);
     CHECK(*LoadKeyFile(path) == *created);
-    SetPassphraseFile(dir.File("absent"));
+    SetPassphraseFile(dir.Sub("absent"));
     CHECK(LoadKeyFile(path).status().code() == Code::kNotFound);
     WriteFile(pfile, "\n");
     SetPassphraseFile(pfile);
@@ -250,7 +236,7 @@ TEST_SUITE("passphrase") {
   TEST_CASE("format versions: v1 plain, v2 protected, newer refused as unsupported") {
     CleanEnv env;
     TempDir dir;
-    const std::string path = dir.File("volume.key");
+    const std::string path = dir.Sub("volume.key");
     WriteFile(path, "shardfs-key-v3 whatever comes next\n");
     auto r = LoadKeyFile(path);
     CHECK(r.status().code() == Code::kCorruption);
