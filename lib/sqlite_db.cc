@@ -260,20 +260,25 @@ Result<std::unique_ptr<Txn>> Txn::Begin(Db* db) {
   // IMMEDIATE takes the write lock now, so a writer waits in busy_timeout
   // here instead of failing later with SQLITE_BUSY on a lock upgrade.
   RETURN_IF_ERROR(db->Exec("BEGIN IMMEDIATE"));
-  return std::unique_ptr<Txn>(new Txn(db));
+  return std::unique_ptr<Txn>(new Txn(db, false));
+}
+
+Result<std::unique_ptr<Txn>> Txn::Savepoint(Db* db) {
+  RETURN_IF_ERROR(db->Exec("SAVEPOINT txn"));
+  return std::unique_ptr<Txn>(new Txn(db, true));
 }
 
 Txn::~Txn() {
   if (!done_) {
     // Nothing useful to do with a rollback error here: the connection
     // rolls back on close anyway.
-    (void)db_->Exec("ROLLBACK");
+    (void)db_->Exec(savepoint_ ? "ROLLBACK TO txn; RELEASE txn" : "ROLLBACK");
   }
 }
 
 Status Txn::Commit() {
   if (done_) return Status::InvalidArgument("transaction already finished");
-  Status st = db_->Exec("COMMIT");
+  Status st = db_->Exec(savepoint_ ? "RELEASE txn" : "COMMIT");
   if (st.ok()) done_ = true;
   // On failure the transaction is still open; the destructor rolls it back.
   return st;

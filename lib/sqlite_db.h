@@ -94,17 +94,23 @@ class Db {
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK in the destructor unless Commit().
+// A Txn from Savepoint() nests inside a transaction the caller keeps open:
+// Commit() releases the savepoint (its changes join the outer transaction)
+// and the destructor undoes only what was done since the savepoint.
 class Txn {
  public:
   static Result<std::unique_ptr<Txn>> Begin(Db* db);
+  // REQUIRES: a transaction is open on `db`.
+  static Result<std::unique_ptr<Txn>> Savepoint(Db* db);
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;
   ~Txn();
   Status Commit();
 
  private:
-  explicit Txn(Db* db) : db_(db) {}
+  Txn(Db* db, bool savepoint) : db_(db), savepoint_(savepoint) {}
   Db* db_;
+  const bool savepoint_;
   bool done_ = false;
 };
 
