@@ -245,6 +245,8 @@ int Run(const MountOptions& opts) {
   loop_cfg.clone_fd = 0;
   loop_cfg.max_idle_threads = static_cast<unsigned>(opts.max_threads);
   int rc = fuse_session_loop_mt(se, &loop_cfg);
+  // The final snapshot reads the database through its own connection.
+  if (Status st = v->CommitMetadata(); !st.ok()) LOG_ERROR("unmount: {}", st.ToString());
   (*snapshots)->Finish();  // final snapshot, lease released (SNAPSHOTS.md §1)
   LOG_INFO("unmounting {} (loop returned {})", opts.mountpoint, rc);
   return rc == 0 ? 0 : 1;

@@ -44,7 +44,7 @@ Result<InodeAttr> MetaStore::CreateNode(uint64_t parent, std::string_view name,
                                         const NewNode& node, int64_t now_ns) {
   RETURN_IF_ERROR(CheckName(name));
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   ASSIGN_OR_RETURN(auto pa, LoadAttrLocked(parent));
   if (!pa) return PosixError(ENOENT, "create: parent");
   if (!S_ISDIR(pa->mode)) return PosixError(ENOTDIR, "create: parent");
@@ -85,7 +85,7 @@ Result<InodeAttr> MetaStore::Link(uint64_t ino, uint64_t new_parent, std::string
                                   int64_t now_ns) {
   RETURN_IF_ERROR(CheckName(new_name));
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   ASSIGN_OR_RETURN(auto a, LoadAttrLocked(ino));
   if (!a) return PosixError(ENOENT, "link: source");
   if (S_ISDIR(a->mode)) return PosixError(EPERM, "link: directory");
@@ -111,7 +111,7 @@ Result<InodeAttr> MetaStore::Link(uint64_t ino, uint64_t new_parent, std::string
 Result<Unlinked> MetaStore::Unlink(uint64_t parent, std::string_view name, int64_t now_ns) {
   if (name.size() > kMaxNameLen) return PosixError(ENAMETOOLONG, "unlink");
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   ASSIGN_OR_RETURN(auto ino, LookupInoLocked(parent, name));
   if (!ino) return PosixError(ENOENT, "unlink");
   ASSIGN_OR_RETURN(auto a, LoadAttrLocked(*ino));
@@ -132,7 +132,7 @@ Result<Unlinked> MetaStore::Rmdir(uint64_t parent, std::string_view name, int64_
   if (name == ".") return PosixError(EINVAL, "rmdir .");
   if (name == "..") return PosixError(ENOTEMPTY, "rmdir ..");
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   ASSIGN_OR_RETURN(auto ino, LookupInoLocked(parent, name));
   if (!ino) return PosixError(ENOENT, "rmdir");
   ASSIGN_OR_RETURN(auto a, LoadAttrLocked(*ino));
@@ -166,7 +166,7 @@ Result<Unlinked> MetaStore::Rename(uint64_t parent, std::string_view name, uint6
   if (name.size() > kMaxNameLen) return PosixError(ENAMETOOLONG, "rename");
   RETURN_IF_ERROR(CheckName(new_name));
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   ASSIGN_OR_RETURN(auto src, LookupInoLocked(parent, name));
   if (!src) return PosixError(ENOENT, "rename: source");
   ASSIGN_OR_RETURN(auto sa, LoadAttrLocked(*src));

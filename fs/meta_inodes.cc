@@ -110,7 +110,14 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& path,
           }));
     }
     RETURN_IF_ERROR(txn->Commit());
-    return std::unique_ptr<MetaStore>(new MetaStore(std::move(db), segment_size));
+    // After a burst the WAL starts over at this size, whatever it grew to.
+    RETURN_IF_ERROR(db->Exec("PRAGMA journal_size_limit = 33554432"));
+    std::unique_ptr<MetaStore> store(new MetaStore(std::move(db), segment_size));
+    // Checkpoints leave the FUSE path: they fsync under mu_ otherwise.
+    ASSIGN_OR_RETURN(store->checkpointer_,
+                     WalCheckpointer::Start(store->db_.get(), path, WalCheckpointer::Options{}));
+    store->committer_ = std::thread([s = store.get()] { s->CommitterLoop(); });
+    return store;
   }
 }
 
@@ -146,6 +153,7 @@ Result<InodeAttr> MetaStore::SetAttr(uint64_t ino, const AttrChange& c, int64_t 
   if (c.atime_ns) a.atime_ns = *c.atime_ns;
   if (c.mtime_ns) a.mtime_ns = *c.mtime_ns;
   a.ctime_ns = now_ns;
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   RETURN_IF_ERROR(RunCached(
       db_.get(),
       "UPDATE inodes SET mode = ?, uid = ?, gid = ?, size = ?, atime_ns = ?, mtime_ns = ?, "
@@ -155,13 +163,17 @@ Result<InodeAttr> MetaStore::SetAttr(uint64_t ino, const AttrChange& c, int64_t 
         s.Bind(4, static_cast<int64_t>(a.size)).Bind(5, a.atime_ns).Bind(6, a.mtime_ns);
         s.Bind(7, a.ctime_ns).Bind(8, static_cast<int64_t>(ino));
       }));
+  RETURN_IF_ERROR(txn->Commit());
   return a;
 }
 
 Status MetaStore::TouchAtime(uint64_t ino, int64_t atime_ns) {
   std::lock_guard lock(mu_);
-  return RunCached(db_.get(), "UPDATE inodes SET atime_ns = ? WHERE ino = ?",
-                   [&](Stmt& s) { s.Bind(1, atime_ns).Bind(2, static_cast<int64_t>(ino)); });
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
+  RETURN_IF_ERROR(
+      RunCached(db_.get(), "UPDATE inodes SET atime_ns = ? WHERE ino = ?",
+                [&](Stmt& s) { s.Bind(1, atime_ns).Bind(2, static_cast<int64_t>(ino)); }));
+  return txn->Commit();
 }
 
 Result<std::string> MetaStore::ReadLink(uint64_t ino) {
@@ -213,15 +225,17 @@ Result<std::vector<uint64_t>> MetaStore::PurgeIfUnlinked(uint64_t ino) {
   if (ino == kRootIno) return std::vector<uint64_t>{};
   ASSIGN_OR_RETURN(auto a, LoadAttrLocked(ino));
   if (!a || a->nlink > 0) return std::vector<uint64_t>{};
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   ASSIGN_OR_RETURN(auto staging, PurgeLocked(ino));
   RETURN_IF_ERROR(txn->Commit());
+  // The caller deletes these staging files: their rows must be gone first.
+  if (!staging.empty()) RETURN_IF_ERROR(CommitBatchLocked(false));
   return staging;
 }
 
 Result<std::vector<uint64_t>> MetaStore::Recover() {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   std::vector<uint64_t> orphans;
   {
     ASSIGN_OR_RETURN(Stmt * s, db_->Cached("SELECT ino FROM inodes WHERE nlink = 0 AND ino != 1"));
@@ -241,17 +255,24 @@ Result<std::vector<uint64_t>> MetaStore::Recover() {
       "DELETE FROM upload_queue WHERE NOT EXISTS (SELECT 1 FROM segments g WHERE "
       "g.ino = upload_queue.ino AND g.idx = upload_queue.idx AND g.staging_id IS NOT NULL)"));
   RETURN_IF_ERROR(txn->Commit());
+  RETURN_IF_ERROR(CommitBatchLocked(false));
   if (!orphans.empty()) LOG_INFO("recovery: purged {} unlinked inodes", orphans.size());
   return staging;
 }
 
 Status MetaStore::Sync() {
   std::lock_guard lock(mu_);
-  // A commit with synchronous=FULL fsyncs the WAL, and with it every
-  // transaction committed before under synchronous=NORMAL. It needs a real
-  // change (SQLite skips rewriting identical bytes, and an empty commit
-  // syncs nothing). A passive checkpoint is not a barrier: it skips the
-  // fsync when a reader (shardctl, the snapshot service) pins the WAL.
+  return CommitBatchLocked(true);
+}
+
+Status MetaStore::SyncLocked() {
+  // SQLite refuses to change the safety level inside a transaction, so the
+  // barrier is a transaction of its own: a commit with synchronous=FULL
+  // fsyncs the WAL, and with it every transaction committed before under
+  // synchronous=NORMAL. It needs a real change (SQLite skips rewriting
+  // identical bytes, and an empty commit syncs nothing). A passive
+  // checkpoint is not a barrier: it skips the fsync when a reader pins the
+  // WAL.
   RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous = FULL"));
   Status st = SetMetaValue(db_.get(), "synced_ns", std::to_string(NowNs()));
   Status restore = db_->Exec("PRAGMA synchronous = NORMAL");

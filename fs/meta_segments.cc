@@ -97,16 +97,7 @@ Result<std::vector<uint64_t>> MetaStore::CommitFile(uint64_t ino, uint64_t size,
                                                     std::optional<uint32_t> remove_from,
                                                     bool durable) {
   std::lock_guard lock(mu_);
-  if (durable) RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous = FULL"));
-  struct RestoreSync {
-    Db* db;
-    bool on;
-    ~RestoreSync() {
-      if (on) (void)db->Exec("PRAGMA synchronous = NORMAL");
-    }
-  } restore{db_.get(), durable};
-
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   std::vector<uint64_t> released;
   if (remove_from) {
     ASSIGN_OR_RETURN(auto ids, RemoveSegmentsLocked(ino, *remove_from));
@@ -186,6 +177,9 @@ Result<std::vector<uint64_t>> MetaStore::CommitFile(uint64_t ino, uint64_t size,
         s.Bind(4, static_cast<int64_t>(ino));
       }));
   RETURN_IF_ERROR(txn->Commit());
+  // A commit point: close and fsync are durable locally (with every change
+  // batched before them), and the caller removes `released` on return.
+  RETURN_IF_ERROR(CommitBatchLocked(durable));
   return released;
 }
 
@@ -228,7 +222,7 @@ Result<uint64_t> MetaStore::CountPendingUploads() {
 Result<bool> MetaStore::FinishUpload(uint64_t ino, uint32_t idx, int64_t seq,
                                      std::span<const uint8_t> locator, bool still_dirty) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   std::optional<SegmentRow> row;
   {
     ASSIGN_OR_RETURN(Stmt * s, db_->Cached(std::string(kSelectSegment) +
@@ -256,11 +250,15 @@ Result<bool> MetaStore::FinishUpload(uint64_t ino, uint32_t idx, int64_t seq,
       }));
   RETURN_IF_ERROR(RunCached(db_.get(), "DELETE FROM upload_queue WHERE ino = ? AND idx = ?", key));
   RETURN_IF_ERROR(txn->Commit());
+  // The caller moves the staging file away: the row must not need it.
+  RETURN_IF_ERROR(CommitBatchLocked(false));
   return true;
 }
 
 Result<std::vector<QueuedDeletion>> MetaStore::NextDeletions(size_t max, int64_t after_id) {
   std::lock_guard lock(mu_);
+  // Shards are deleted only for changes that survive a crash.
+  RETURN_IF_ERROR(CommitBatchLocked(false));
   ASSIGN_OR_RETURN(Stmt * s, db_->Cached(
                                  "SELECT id, locator, attempts FROM delete_queue WHERE id > ? "
                                  "ORDER BY id LIMIT ?"));
@@ -281,14 +279,19 @@ Result<std::vector<QueuedDeletion>> MetaStore::NextDeletions(size_t max, int64_t
 
 Status MetaStore::FinishDeletion(int64_t id) {
   std::lock_guard lock(mu_);
-  return RunCached(db_.get(), "DELETE FROM delete_queue WHERE id = ?",
-                   [&](Stmt& s) { s.Bind(1, id); });
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
+  RETURN_IF_ERROR(RunCached(db_.get(), "DELETE FROM delete_queue WHERE id = ?",
+                            [&](Stmt& s) { s.Bind(1, id); }));
+  return txn->Commit();
 }
 
 Status MetaStore::FailDeletion(int64_t id) {
   std::lock_guard lock(mu_);
-  return RunCached(db_.get(), "UPDATE delete_queue SET attempts = attempts + 1 WHERE id = ?",
-                   [&](Stmt& s) { s.Bind(1, id); });
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
+  RETURN_IF_ERROR(RunCached(db_.get(),
+                            "UPDATE delete_queue SET attempts = attempts + 1 WHERE id = ?",
+                            [&](Stmt& s) { s.Bind(1, id); }));
+  return txn->Commit();
 }
 
 Result<std::vector<uint64_t>> MetaStore::ReferencedStagingIds() {

@@ -6,11 +6,24 @@
 // (Status::err()), e.g. ENOTEMPTY from Rmdir. Permission checks are the
 // kernel's (default_permissions); this layer checks structure only.
 //
+// Batching (METADATA.md §7a): changes are grouped into one SQLite
+// transaction ("the batch") that commits at the next commit point -- a
+// file's data commit (flush, fsync, release: CommitFile), Sync, anything
+// whose caller removes or moves staging files on return, the deletion
+// queue being read -- or kBatchWindow after it opened, whichever is first.
+// Each method's own changes still apply all or nothing (a savepoint). A
+// change that returned is visible to every later call at once; a crash
+// loses at most the last kBatchWindow of changes that were not followed by
+// a commit point (as a local file system loses its uncommitted journal).
+// If a batch fails to commit, the store refuses further changes (EIO).
+//
 // Thread-safety: every method may be called from any thread; each takes mu_,
 // the one SQLite connection's lock, for its whole duration. Lock order:
 // FileRegistry::mu_ -> FileData::mu_ -> MetaStore::mu_ (METADATA.md §7).
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -18,15 +31,19 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "lib/sqlite_db.h"
 #include "lib/status.h"
+#include "lib/wal_checkpointer.h"
 
 namespace shardfs::fs {
 
 inline constexpr uint64_t kRootIno = 1;
 inline constexpr size_t kMaxNameLen = 255;
+// The longest a metadata change waits for its commit (see Batching below).
+inline constexpr std::chrono::milliseconds kBatchWindow{5};
 
 int64_t NowNs();
 
@@ -126,6 +143,8 @@ class MetaStore {
                                                  uint32_t uid, uint32_t gid);
   MetaStore(const MetaStore&) = delete;
   MetaStore& operator=(const MetaStore&) = delete;
+  // Commits the open batch (see "batching" below), then closes.
+  ~MetaStore();
 
   uint64_t segment_size() const { return segment_size_; }
 
@@ -143,9 +162,12 @@ class MetaStore {
   // without staging; returns staging ids to remove.
   Result<std::vector<uint64_t>> Recover();
   Result<uint64_t> CountInodes();
-  // Durability barrier for fsync(2) when nothing is left to commit: makes
-  // every earlier commit survive a power loss (synchronous=NORMAL does not
-  // fsync the WAL at commit). Writes meta.synced_ns.
+  // Commits the batch of changes now instead of at its window's end.
+  Status CommitPending();
+  // Durability barrier for fsync(2) when nothing is left to commit: commits
+  // the batch and makes every earlier commit survive a power loss
+  // (synchronous=NORMAL does not fsync the WAL at commit). Writes
+  // meta.synced_ns.
   Status Sync();
 
   // --- directories (meta_dirs.cc)
@@ -208,6 +230,22 @@ class MetaStore {
   MetaStore(std::unique_ptr<Db> db, uint64_t segment_size)
       : db_(std::move(db)), segment_size_(segment_size) {}
 
+  // --- batching (meta_batch.cc; SyncLocked in meta_inodes.cc beside the
+  // meta table's helpers); REQUIRES: mu_ held.
+  // A savepoint inside the batch, opening the batch first if none is open.
+  Result<std::unique_ptr<Txn>> BeginLocked();
+  // Commits the open batch, if any; `durable` then syncs (SyncLocked), even
+  // with no batch open.
+  Status CommitBatchLocked(bool durable);
+  // REQUIRES: no batch open. Makes every commit so far survive a power loss.
+  Status SyncLocked();
+  // The batch is lost (`why`): refuse every later change. Returns `why`.
+  Status StopLocked(Status why);
+  // StopLocked if SQLite rolled the open batch back by itself; else OK.
+  Status CheckBatchLocked();
+  // The committer thread: commits a batch kBatchWindow after it opened.
+  void CommitterLoop();
+
   // REQUIRES: mu_ held. Helpers shared by the files above.
   Result<std::optional<InodeAttr>> LoadAttrLocked(uint64_t ino);
   Result<std::optional<uint64_t>> LookupInoLocked(uint64_t parent, std::string_view name);
@@ -224,6 +262,17 @@ class MetaStore {
   std::mutex mu_;
   std::unique_ptr<Db> db_;  // guarded by mu_
   const uint64_t segment_size_;
+  // guarded by mu_: the batch.
+  bool batch_open_ = false;
+  std::chrono::steady_clock::time_point batch_opened_;
+  Status broken_;  // set when a batch failed to commit: no more changes
+  bool stopping_ = false;
+  bool committer_idle_ = false;  // waiting with no batch open: needs a notify
+  std::condition_variable batch_cv_;  // wakes the committer
+  std::thread committer_;
+  // Declared after db_, so it stops before db_ closes (the close then
+  // checkpoints the rest itself).
+  std::unique_ptr<WalCheckpointer> checkpointer_;
 };
 
 }  // namespace shardfs::fs

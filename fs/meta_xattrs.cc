@@ -30,7 +30,7 @@ Status MetaStore::SetXattr(uint64_t ino, std::string_view name, std::span<const 
   if (name.size() > kMaxXattrName) return PosixError(ERANGE, "setxattr name");
   if (value.size() > kMaxXattrValue) return PosixError(E2BIG, "setxattr value");
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(auto txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   ASSIGN_OR_RETURN(Stmt * s, db_->Cached("SELECT 1 FROM xattrs WHERE ino = ? AND name = ?"));
   s->Bind(1, static_cast<int64_t>(ino)).BindBlob(2, AsBytes(name));
   ASSIGN_OR_RETURN(bool exists, s->Step());
@@ -67,12 +67,14 @@ Result<std::vector<std::string>> MetaStore::ListXattr(uint64_t ino) {
 
 Status MetaStore::RemoveXattr(uint64_t ino, std::string_view name, int64_t now_ns) {
   std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(auto txn, BeginLocked());
   RETURN_IF_ERROR(RunCached(db_.get(), "DELETE FROM xattrs WHERE ino = ? AND name = ?",
                             [&](Stmt& s) {
                               s.Bind(1, static_cast<int64_t>(ino)).BindBlob(2, AsBytes(name));
                             }));
   if (db_->Changes() == 0) return PosixError(ENODATA, "removexattr");
-  return TouchCtimeLocked(ino, now_ns);
+  RETURN_IF_ERROR(TouchCtimeLocked(ino, now_ns));
+  return txn->Commit();
 }
 
 }  // namespace shardfs::fs

@@ -70,6 +70,9 @@ class Volume {
   Status StartNetwork();
   // Stops the background threads (uploads in flight finish first).
   void Stop();
+  // Commits batched metadata changes now (fs/METADATA.md §7a), so another
+  // connection (the final snapshot) sees them.
+  Status CommitMetadata() { return meta_->CommitPending(); }
   // After fork(): the lease file records the daemon's pid.
   void RecordLeasePid() { lease_->RecordPid(); }
 

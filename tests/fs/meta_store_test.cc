@@ -12,6 +12,7 @@
 #include <string>
 
 #include "fs/meta_store.h"
+#include "lib/sqlite_db.h"
 
 namespace shardfs::fs {
 namespace {
@@ -37,7 +38,32 @@ struct TempStore {
     REQUIRE(a.ok());
     return a->ino;
   }
+  // A file of 10 bytes whose segment 0 waits in staging file `staging_id`.
+  uint64_t MakeStaged(const std::string& name, uint64_t staging_id) {
+    uint64_t f = Make(kRootIno, name, S_IFREG | 0644);
+    SegmentUpdate u;
+    u.idx = 0;
+    u.len = 10;
+    u.staging_id = staging_id;
+    REQUIRE(meta->CommitFile(f, 10, 1, 1, {u}, std::nullopt, false).ok());
+    return f;
+  }
 };
+
+// What another connection (shardctl, the snapshot service, the next mount)
+// sees: only committed state.
+int64_t CountOutside(const std::string& dir, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((dir + "/meta.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+          SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
 
 TEST_SUITE("fs_meta_store") {
   TEST_CASE("root exists and is owned by the mounting user") {
@@ -163,12 +189,7 @@ TEST_SUITE("fs_meta_store") {
     {
       TempStore t;
       dir = t.dir;
-      uint64_t f = t.Make(kRootIno, "f", S_IFREG | 0644);
-      SegmentUpdate u;
-      u.idx = 0;
-      u.len = 10;
-      u.staging_id = 42;
-      REQUIRE(t.meta->CommitFile(f, 10, 1, 1, {u}, std::nullopt, false).ok());
+      t.MakeStaged("f", 42);
       REQUIRE(t.meta->Unlink(kRootIno, "f", 1).ok());  // still "open": not purged
       auto staging = t.meta->Recover();
       REQUIRE(staging.ok());
@@ -176,6 +197,62 @@ TEST_SUITE("fs_meta_store") {
       CHECK((*staging)[0] == 42);
       CHECK(t.meta->ReferencedStagingIds()->empty());
     }
+  }
+
+  TEST_CASE("batched changes: commit points, the window, close, a failed change") {
+    TempStore t;
+    const std::string named = "SELECT count(*) FROM dentries WHERE CAST(name AS TEXT) IN ('a', 'b', 'c')";
+    // A file's data commit is a commit point: it and the create before it
+    // are on disk when it returns (well within the 5 ms window).
+    uint64_t a = t.Make(kRootIno, "a", S_IFREG | 0644);
+    SegmentUpdate u;
+    u.kind = SegmentUpdate::Kind::kInline;
+    u.len = 3;
+    u.inline_data = {1, 2, 3};
+    REQUIRE(t.meta->CommitFile(a, 3, 1, 1, {u}, std::nullopt, false).ok());
+    CHECK(CountOutside(t.dir, named) == 1);
+    CHECK(CountOutside(t.dir, "SELECT count(*) FROM segments") == 1);
+    // A failed change undoes only itself: the batch around it survives.
+    t.Make(kRootIno, "b", S_IFREG | 0644);
+    NewNode n;
+    n.mode = S_IFREG | 0644;
+    CHECK(t.meta->CreateNode(kRootIno, "b", n, 1).status().err() == EEXIST);
+    t.Make(kRootIno, "c", S_IFREG | 0644);
+    // Without a commit point the window commits them.
+    for (int i = 0; i < 200 && CountOutside(t.dir, named) != 3; ++i) ::usleep(5000);
+    CHECK(CountOutside(t.dir, named) == 3);
+    // fsync inside a batch: a durable commit point, and Sync on its own.
+    uint64_t e = t.Make(kRootIno, "e", S_IFREG | 0644);
+    REQUIRE(t.meta->CommitFile(e, 3, 1, 1, {u}, std::nullopt, /*durable=*/true).ok());
+    t.Make(kRootIno, "g", S_IFREG | 0644);
+    REQUIRE(t.meta->Sync().ok());
+    CHECK(CountOutside(t.dir, "SELECT count(*) FROM dentries WHERE CAST(name AS TEXT) = 'g'") ==
+          1);
+    // Changes still in a batch are committed by the close.
+    REQUIRE(t.meta->Rename(kRootIno, "c", kRootIno, "d", 0, 2).ok());
+    t.meta.reset();
+    CHECK(CountOutside(t.dir, named) == 2);
+    CHECK(CountOutside(t.dir, "SELECT count(*) FROM dentries WHERE CAST(name AS TEXT) = 'd'") == 1);
+  }
+
+  TEST_CASE("the deletion queue is read from committed state only") {
+    TempStore t;
+    uint64_t f = t.MakeStaged("f", 7);
+    const std::vector<uint8_t> locator = {9, 9, 9};
+    auto q = t.meta->NextUploads(4, {});
+    REQUIRE(q.ok());
+    REQUIRE(q->size() == 1);
+    REQUIRE(*t.meta->FinishUpload(f, 0, (*q)[0].seq, locator, false));
+    REQUIRE(t.meta->Unlink(kRootIno, "f", 2).ok());
+    auto staging = t.meta->PurgeIfUnlinked(f);  // queues the locator's deletion
+    REQUIRE(staging.ok());
+    auto del = t.meta->NextDeletions(10, 0);
+    REQUIRE(del.ok());
+    REQUIRE(del->size() == 1);
+    // What the deleter acts on survives a crash now: the purge is on disk.
+    CHECK(CountOutside(t.dir, "SELECT count(*) FROM delete_queue") == 1);
+    CHECK(CountOutside(t.dir, "SELECT count(*) FROM inodes WHERE ino = " + std::to_string(f)) ==
+          0);
   }
 
   TEST_CASE("another volume's database is refused") {
