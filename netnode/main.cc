@@ -108,7 +108,7 @@ int ParseFlags(int argc, char** argv, Flags* flags, CLI::App* app) {
                   "Shard bytes per second repair may move, e.g. 8M; 0 unlimited (default 8M)")
       ->type_name("SIZE");
   app->add_option("--audit-interval", flags->audit_interval,
-                  "Seconds between audits of every stripe held (default 60)")
+                  "Seconds between audit passes; the holders of a healthy stripe take turns (default 60)")
       ->type_name("SECONDS");
   app->add_option("--scrub-rate", flags->scrub_rate,
                   "Bytes per second the scrubber re-reads, e.g. 4M; 0 turns it off (default 4M)")

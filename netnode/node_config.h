@@ -14,7 +14,7 @@
 //   down_after = 1800                    # s of silence before repair starts
 //   repair_threshold = 0                 # repair below this many shards; 0: n
 //   repair_bandwidth = "8M"              # bytes/s of repair traffic; 0: unlimited
-//   audit_interval = 60                  # s between audits of every stripe
+//   audit_interval = 60                  # s between audit passes (audit_turn.h)
 //   scrub_rate = "4M"                    # bytes/s re-read by the scrubber; 0: off
 //   scrub_interval = 604800              # s before a shard is re-verified
 //   join = "shardfs1...."                # join token (shardctl invite); first start

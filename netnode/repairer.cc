@@ -12,6 +12,7 @@
 #include "lib/checksum.h"
 #include "lib/log.h"
 #include "lib/placement.h"
+#include "netnode/audit_turn.h"
 #include "netnode/rebuild.h"
 
 namespace shardfs {
@@ -99,16 +100,18 @@ AuditContext Repairer::AuditCtx() {
 void Repairer::Loop() {
   while (true) {
     bool handoff = false;
+    bool requested = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, options_.audit_interval,
                    [&] { return stopping_ || pass_requested_ || handoff_requested_; });
       if (stopping_) return;
       handoff = handoff_requested_;
+      requested = pass_requested_;
       pass_requested_ = false;
     }
     if (!handoff) {
-      RunPass();
+      RunPass(requested);
       continue;
     }
     // Graceful exit: every stripe, our shards go elsewhere.
@@ -132,7 +135,7 @@ void Repairer::Loop() {
   }
 }
 
-Result<std::vector<Repairer::Ranked>> Repairer::RankStripes() {
+Result<std::vector<Repairer::Ranked>> Repairer::RankStripes(uint64_t round) {
   std::vector<Ranked> out;
   std::optional<StripeId> after;
   while (true) {
@@ -150,6 +153,12 @@ Result<std::vector<Repairer::Ranked>> Repairer::RankStripes() {
         if (LocatorNewer(row.locator, *newest)) newest = &row.locator;
         r.own_corrupt = r.own_corrupt || row.state == ShardState::kCorrupt;
       }
+      for (const ShardRecord& row : rows) {
+        const int i = row.key.index;
+        r.holds_orphan =
+            r.holds_orphan || i >= newest->n() || newest->shards[i].node != options_.self;
+      }
+      r.our_turn = IsOurAuditTurn(*newest, options_.self, round);
       for (const ShardLocation& sh : newest->shards) {
         r.live += membership_->Reachable(sh.node) ? 1 : 0;
       }
@@ -164,8 +173,8 @@ Result<std::vector<Repairer::Ranked>> Repairer::RankStripes() {
   return out;
 }
 
-void Repairer::RunPass() {
-  auto ranked = RankStripes();
+void Repairer::RunPass(bool every_stripe) {
+  auto ranked = RankStripes(AuditRound(WallMs(), options_.audit_interval));
   if (!ranked.ok()) {
     LOG_ERROR("repair pass: {}", ranked.status().ToString());
     return;
@@ -173,6 +182,9 @@ void Repairer::RunPass() {
   // The queue gauge: stripes with a shard on a node we do not reach, or a
   // corrupt shard of ours. Audits decide what really needs doing.
   auto needs_work = [](const Ranked& r) { return r.own_corrupt || r.live < r.n; };
+  auto due = [&](const Ranked& r) {
+    return every_stripe || needs_work(r) || r.holds_orphan || r.our_turn;
+  };
   uint64_t queued = 0;
   for (const Ranked& r : *ranked) queued += needs_work(r) ? 1 : 0;
   queued_ = queued;
@@ -185,6 +197,10 @@ void Repairer::RunPass() {
         completed = false;
         break;  // rank again
       }
+    }
+    if (!due(r)) {
+      lost += unrepairable_.count(r.stripe);  // as its last audit found it
+      continue;
     }
     lost += AuditAndAct(r.stripe) ? 1 : 0;
     if (needs_work(r) && queued_ > 0) --queued_;
@@ -207,7 +223,8 @@ void Repairer::RunPass() {
   }
   if (lost > 0) {
     LOG_ERROR("{} of {} stripes held here have fewer than k healthy shards ({} of {} peers up{})",
-              lost, ranked->size(), up, peers, up == 0 && peers > 0 ? ": is this node cut off?" : "");
+              lost, ranked->size(), up, peers,
+              up == 0 && peers > 0 ? ": is this node cut off?" : "");
   } else {
     LOG_INFO("every stripe held here has at least k healthy shards again ({} of {} peers up)", up,
              peers);

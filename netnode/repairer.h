@@ -1,13 +1,17 @@
 // Repairer: the node's self-healing loop (issue 4; PROTOCOL.md §6.3).
 //
-// One thread, with its own catalog connection, audits every stripe this
-// node holds a shard of (stripe_audit.h): once per `audit_interval`, and
-// at once when membership changes (a peer goes down, comes back, leaves),
-// when the scrubber finds a corrupt shard, or when a newer locator
-// arrives. A pass first ranks the stripes by risk as this node sees it
-// (fewest shards on live nodes first, then own corrupt shards) and audits
-// them in that order; a new request interrupts the pass and starts a
-// freshly ranked one.
+// One thread, with its own catalog connection, audits the stripes this
+// node holds a shard of (stripe_audit.h) in passes. A pass that a peer's
+// state change (down, back, left) or the scrubber's finding a corrupt
+// shard started audits every stripe held. The pass every `audit_interval`
+// audits the stripes that look unhealthy (a holder we do not reach, a
+// corrupt copy of ours), those we hold a copy of that their newest locator
+// gives to another node (orphans to collect), and of the rest only those
+// whose audit turn is ours (audit_turn.h): the holders of a healthy-looking
+// stripe take turns instead of each auditing it every interval. A pass
+// first ranks the stripes by risk as this node sees it (fewest shards on
+// live nodes first, then own corrupt shards) and audits them in that order;
+// a new request interrupts the pass and starts a freshly ranked one.
 //
 // After an audit, for that stripe:
 //   - orphans: our copy of an index the newest locator gives to another
@@ -89,12 +93,15 @@ class Repairer {
     int live = 0;  // shards on nodes we do not consider down
     int n = 0;
     bool own_corrupt = false;
+    bool holds_orphan = false;  // a row of ours for an index given elsewhere
+    bool our_turn = false;      // audit_turn.h, for this pass's round
   };
 
   void Loop();
-  // REQUIRES: on the repairer thread (catalog_).
-  void RunPass();
-  Result<std::vector<Ranked>> RankStripes();
+  // REQUIRES: on the repairer thread (catalog_). `every_stripe`: audit
+  // all, not only those due (a requested pass).
+  void RunPass(bool every_stripe);
+  Result<std::vector<Ranked>> RankStripes(uint64_t round);
   // True when the stripe has fewer than k healthy shards (lost for now).
   bool AuditAndAct(const StripeId& stripe);
   void CollectOrphans(const StripeAudit& a);

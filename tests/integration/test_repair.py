@@ -17,7 +17,9 @@ read back with `shardctl status --json`.
   after SIGCONT the stopped node's stale copies are collected;
 - graceful exit (`shardfs-node exit`): the node hands its shards off and
   the cluster is healthy at once, without waiting for the grace period;
-- a client whose config names one endpoint learns every node from it.
+- a client whose config names one endpoint learns every node from it;
+- holders take turns auditing a healthy stripe: about one audit per stripe
+  per interval across the cluster, not one per holder.
 """
 
 import json
@@ -233,15 +235,19 @@ def test_kill_repairing_node(c: Cluster):
     c.kill(2)
     endpoints = {c.endpoint(i): i for i in range(1, 9) if i != 2}
 
+    # Kill the repairer the very status call that saw it at work: asking
+    # again would race its repair (a few seconds long) to the finish.
+    seen = []
+
     def repairing():
         for n in status(c)['nodes']:
             if n['state'] == 'up' and n['repair_active'] > 0 and n['endpoint'] in endpoints:
-                return endpoints[n['endpoint']], n['id']
-        return None
+                seen.append((endpoints[n['endpoint']], n['id'], n['repair_active']))
+                return True
+        return False
     wait_for('a repair in progress', repairing, DOWN_AFTER + 30)
-    victim, vid = repairing() or (None, None)
-    assert victim, 'the repair finished before it could be interrupted'
-    log(f'killing node-{victim} while it repairs')
+    victim, vid, active = seen[-1]
+    log(f'killing node-{victim} while it repairs ({active} stripe(s) in progress)')
     c.kill(victim)
     dead.add(vid)
     dt = wait_for('convergence after the repairer died', lambda: fully_redundant(c, dead),
@@ -330,6 +336,30 @@ def test_graceful_exit(c: Cluster):
     log(f'node-8 handed off {held} shards; healthy {dt:.1f} s after it exited')
     assert [f for f in c.shard_files() if '/node-8/' in f] == []
     get_and_compare(c, objs, 'handed-off')
+
+
+@cluster_args(nodes=8, zones=4)
+def test_audits_take_turns(c: Cluster):
+    start(c)
+    put_set(c, 16 * MIB, 8)
+    wait_for('a healthy cluster', lambda: fully_redundant(c), 30)
+    time.sleep(2)  # the passes the uploads' new peers and stripes started
+    s0 = status(c)
+    t0 = time.monotonic()
+    time.sleep(10)
+    s1 = status(c)
+    window = time.monotonic() - t0
+    stripes = len(s1['stripes'])
+    n = s1['stripes'][0]['k'] + s1['stripes'][0]['m']
+    audits = sum(x['audits'] for x in s1['nodes']) - sum(x['audits'] for x in s0['nodes'])
+    # Audit interval 1 s: every holder auditing every stripe each pass makes
+    # n per stripe and second; taking turns makes one (a pass a peer's state
+    # change starts still audits everything, hence the margin).
+    rate = audits / (stripes * window)
+    log(f'{audits} audits of {stripes} stripes in {window:.1f} s: {rate:.2f} per stripe and '
+        f'interval ({n} holders each)')
+    assert s1['code'] == 0
+    assert 0.3 < rate < n / 2, rate
 
 
 if __name__ == '__main__':
