@@ -97,6 +97,26 @@ def make_node_lie(node_dir):
     return n
 
 
+def shard_names(node_dir):
+    """(stripe hex, index) of every shard file the node holds."""
+    out = set()
+    for _root, _dirs, files in os.walk(os.path.join(node_dir, 'shards')):
+        for name in files:
+            if not name.endswith('.tmp'):
+                stripe_hex, idx = name.split('.')
+                out.add((stripe_hex, int(idx)))
+    return out
+
+
+def holds_data_shard(node_dir, stripes, k):
+    """True when the node holds a data shard (index < k) of one of `stripes`.
+    The reader asks for the data shards first and stops once it has k good
+    ones, so a node holding only parity of a file may never be asked: it
+    could lie unnoticed, and the test would be luck (CI once caught one of
+    two liars holding parity of all three stripes, ~1 run in 14)."""
+    return any(s in stripes and i < k for s, i in shard_names(node_dir))
+
+
 def node_id(node_dir):
     """The node's id as `shardctl status` prints it (from its PING)."""
     # The status table lists NODE ENDPOINT ...; match by endpoint.
@@ -146,11 +166,15 @@ def mount_logged(m):
 def test_lying_nodes(c, m):
     mount_logged(m)
     seg = c.segment_size()
-    data = write_and_upload(c, m, 'f', 2 * seg + 12345)  # three stripes
     dirs = c.node_dirs(c.dir)
+    before = {s for d in dirs for s, _ in shard_names(d)}  # the lease's
+    data = write_and_upload(c, m, 'f', 2 * seg + 12345)  # three stripes
+    stripes = {s for d in dirs for s, _ in shard_names(d)} - before
 
-    # m liars: every stripe loses m shards to them, and still reads.
-    liars = dirs[:c.m]
+    # m liars: every stripe loses m shards to them, and still reads. Each
+    # liar holds a data shard somewhere, so the read must meet its lie.
+    liars = [d for d in dirs if holds_data_shard(d, stripes, c.k)][:c.m]
+    assert len(liars) == c.m, 'fewer than m nodes hold a data shard'
     for d in liars:
         assert make_node_lie(d) > 0, d
     got = read_uncached(m.path('f'))
@@ -158,13 +182,16 @@ def test_lying_nodes(c, m):
     ids, suspects, out = status_suspects(c)
     want = {ids[node_id(d)] for d in liars}
     assert want <= suspects, f'suspects {suspects}, expected {want}\n{out}'
-    honest = {ids[node_id(d)] for d in dirs[c.m:]}
+    honest = {ids[node_id(d)] for d in dirs if d not in liars}
     assert not (honest & suspects), f'honest nodes listed as suspects: {honest & suspects}'
-    log(f'm = {c.m} lying nodes: read ok, suspects {sorted(suspects)}')
+    parity_only = [os.path.basename(d) for d in dirs if not holds_data_shard(d, stripes, c.k)]
+    log(f'm = {c.m} lying nodes ({", ".join(os.path.basename(d) for d in liars)}): read ok, '
+        f'suspects {sorted(suspects)}; {len(stripes)} stripes; '
+        f'nodes holding only parity of them: {parity_only or "none"}')
 
     # m + 1 liars: EIO, never wrong bytes, and the mount says why.
     drive(c, m, 'cache', 'drop')
-    assert make_node_lie(dirs[c.m]) > 0
+    assert make_node_lie(next(d for d in dirs if d not in liars)) > 0
     try:
         got = read_uncached(m.path('f'))
     except OSError as e:
