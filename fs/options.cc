@@ -78,6 +78,8 @@ Status ApplyOptionList(const std::string& list, MountOptions* opts) {
       if (!ParseInt(val, 0, 3600, &opts->upload_delay_s)) return bad();
     } else if (key == "staging_limit") {
       if (!ParseSize(val, &opts->staging_limit)) return bad();
+    } else if (key == "disk_reserve") {
+      if (!ParseSize(val, &opts->disk_reserve)) return bad();
     } else if (key == "max_threads") {
       if (!ParseInt(val, 1, 256, &opts->max_threads)) return bad();
     } else if (key == "attr_timeout") {
@@ -194,6 +196,8 @@ std::string UsageText(const std::string& program) {
          "                         wait for a second of quiet, at most SECONDS (30; 0: never)\n"
          "      staging_limit=SIZE writers wait for uploads while staging holds more\n"
          "                         than SIZE (default 1G; 0: never wait)\n"
+         "      disk_reserve=SIZE  free space writes and the read cache leave on the\n"
+         "                         state dir's disk for the metadata (default 64M)\n"
          "      max_threads=N      FUSE worker threads (default 16)\n"
          "      attr_timeout=SECONDS  kernel attribute and name cache time (default 60)\n"
          "      no_writeback_cache disable the kernel's writeback cache\n"

@@ -32,6 +32,9 @@ struct MountOptions {
   // go quiet (writeback only; fs/upload_queue.h, "Pacing"). 0: never wait.
   int upload_delay_s = 30;
   uint64_t staging_limit = 1ull << 30;  // -o staging_limit=SIZE (0: no backpressure)
+  // -o disk_reserve=SIZE: free space staging and the read cache leave on
+  // the state dir's disk for the metadata (fs/disk_reserve.h). 0: none.
+  uint64_t disk_reserve = 64ull << 20;
   int max_threads = 16;               // -o max_threads=N (FUSE workers)
   // -o attr_timeout=SECONDS: attributes, names and negative names. The
   // lease makes this mount the volume's only writer and every change passes

@@ -11,16 +11,19 @@
 #include <cerrno>
 #include <vector>
 
+#include "fs/disk_reserve.h"
+
 namespace shardfs::fs {
 namespace {
 std::atomic<uint64_t> tmp_counter{0};
 }  // namespace
 
-Result<std::unique_ptr<ReadCache>> ReadCache::Open(const std::string& dir, uint64_t limit) {
+Result<std::unique_ptr<ReadCache>> ReadCache::Open(const std::string& dir, uint64_t limit,
+                                                   uint64_t reserve) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "mkdir " + dir);
   }
-  std::unique_ptr<ReadCache> c(new ReadCache(dir, limit));
+  std::unique_ptr<ReadCache> c(new ReadCache(dir, limit, reserve));
   DIR* d = ::opendir(dir.c_str());
   if (!d) return Status::FromErrno(errno, "opendir " + dir);
   ::closedir(d);
@@ -95,14 +98,27 @@ void ReadCache::TouchLocked(const std::string& name) {
 }
 
 void ReadCache::EvictLocked() {
-  while (used_ > limit_ && !lru_.empty()) {
-    const std::string& victim = lru_.back();
-    auto it = entries_.find(victim);
-    used_ -= it->second.size;
-    ::unlink((dir_ + "/" + victim).c_str());
-    entries_.erase(it);
-    lru_.pop_back();
+  while (used_ > limit_ && EvictOneLocked()) {
   }
+}
+
+bool ReadCache::EvictOneLocked() {
+  if (lru_.empty()) return false;
+  const std::string& victim = lru_.back();
+  auto it = entries_.find(victim);
+  used_ -= it->second.size;
+  ::unlink((dir_ + "/" + victim).c_str());
+  entries_.erase(it);
+  lru_.pop_back();
+  return true;
+}
+
+uint64_t ReadCache::Shrink(uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  const uint64_t before = used_;
+  while (before - used_ < bytes && EvictOneLocked()) {
+  }
+  return before - used_;
 }
 
 Result<size_t> ReadCache::Read(const StripeId& stripe, uint64_t off, std::span<uint8_t> out) {
@@ -151,6 +167,15 @@ Status ReadCache::Insert(const StripeId& stripe, std::span<const uint8_t> data) 
                           std::to_string(tmp_counter.fetch_add(1));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
+  // The cache is optional: rather than eat into the metadata's reserve, it
+  // gives up older entries, or this one.
+  if (!DiskReserve(reserve_, [this](uint64_t n) { return Shrink(n); })
+           .Claim(fd, data.size(), tmp)
+           .ok()) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Status::OK();
+  }
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::write(fd, data.data() + done, data.size() - done);

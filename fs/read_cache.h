@@ -33,8 +33,11 @@ namespace shardfs::fs {
 class ReadCache {
  public:
   // Creates `dir` if needed and indexes the files already there (oldest
-  // mtime first in the LRU).
-  static Result<std::unique_ptr<ReadCache>> Open(const std::string& dir, uint64_t limit_bytes);
+  // mtime first in the LRU). Insertions leave `reserve_bytes` free on the
+  // disk (the metadata's room, disk_reserve.h): they evict older entries
+  // for it, or skip caching.
+  static Result<std::unique_ptr<ReadCache>> Open(const std::string& dir, uint64_t limit_bytes,
+                                                 uint64_t reserve_bytes);
   ReadCache(const ReadCache&) = delete;
   ReadCache& operator=(const ReadCache&) = delete;
 
@@ -46,11 +49,14 @@ class ReadCache {
   // Moves an existing file (a staging file that was just uploaded) in.
   Status Adopt(const StripeId& stripe, const std::string& path);
   void Drop(const StripeId& stripe);
+  // Evicts least-recently-used entries until `bytes` are freed or the cache
+  // is empty; returns the bytes freed (DiskReserve's MakeRoom).
+  uint64_t Shrink(uint64_t bytes);
   uint64_t used_bytes();
 
  private:
-  ReadCache(std::string dir, uint64_t limit)
-      : dir_(std::move(dir)), marker_(dir_ + ".dropped"), limit_(limit) {}
+  ReadCache(std::string dir, uint64_t limit, uint64_t reserve)
+      : dir_(std::move(dir)), marker_(dir_ + ".dropped"), limit_(limit), reserve_(reserve) {}
   std::string PathOf(const StripeId& stripe) const { return dir_ + "/" + stripe.Hex(); }
   // REQUIRES: mu_ held.
   // Rebuilds the index from the directory (oldest mtime last in the LRU);
@@ -63,6 +69,8 @@ class ReadCache {
   void AddLocked(const std::string& name, uint64_t size);
   void TouchLocked(const std::string& name);
   void EvictLocked();
+  // Evicts the least recently used entry; false when empty.
+  bool EvictOneLocked();
 
   struct Entry {
     uint64_t size;
@@ -72,6 +80,7 @@ class ReadCache {
   const std::string dir_;
   const std::string marker_;  // written by shardctl cache drop
   const uint64_t limit_;
+  const uint64_t reserve_;  // bytes left free on the disk
   std::mutex mu_;
   std::list<std::string> lru_;  // guarded by mu_; front = most recent
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_

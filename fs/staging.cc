@@ -41,11 +41,12 @@ bool ParseId(const char* name, uint64_t* id) {
 
 }  // namespace
 
-Result<std::unique_ptr<Staging>> Staging::Open(const std::string& dir) {
+Result<std::unique_ptr<Staging>> Staging::Open(const std::string& dir,
+                                               std::shared_ptr<const DiskReserve> reserve) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "mkdir " + dir);
   }
-  std::unique_ptr<Staging> s(new Staging(dir));
+  std::unique_ptr<Staging> s(new Staging(dir, std::move(reserve)));
   ASSIGN_OR_RETURN(auto ids, s->List());
   for (uint64_t id : ids) s->ReserveAbove(id);
   return s;
@@ -72,6 +73,7 @@ Status Staging::Write(uint64_t id, uint64_t off, std::span<const uint8_t> data) 
   Fd f;
   const std::string path = PathOf(id);
   RETURN_IF_ERROR(OpenFd(path, O_WRONLY, &f));
+  if (reserve_) RETURN_IF_ERROR(reserve_->Claim(f.fd, data.size(), path));
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::pwrite(f.fd, data.data() + done, data.size() - done, off + done);

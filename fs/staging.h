@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/disk_reserve.h"
 #include "lib/status.h"
 
 namespace shardfs::fs {
@@ -22,7 +23,9 @@ namespace shardfs::fs {
 class Staging {
  public:
   // Creates `dir` if needed; ids continue above every file already there.
-  static Result<std::unique_ptr<Staging>> Open(const std::string& dir);
+  // Writes leave `reserve` free on the disk (none when null).
+  static Result<std::unique_ptr<Staging>> Open(const std::string& dir,
+                                               std::shared_ptr<const DiskReserve> reserve);
   Staging(const Staging&) = delete;
   Staging& operator=(const Staging&) = delete;
 
@@ -34,7 +37,8 @@ class Staging {
 
   // Creates an empty file for a new id (O_EXCL).
   Status Create(uint64_t id);
-  // pwrite into an existing file (NotFound if it is gone).
+  // pwrite into an existing file (NotFound if it is gone; NoSpace when it
+  // would eat into the disk reserve).
   Status Write(uint64_t id, uint64_t off, std::span<const uint8_t> data);
   // pread; returns the bytes read (short at end of file). NotFound if gone.
   Result<size_t> Read(uint64_t id, uint64_t off, std::span<uint8_t> out);
@@ -47,9 +51,11 @@ class Staging {
   Result<std::vector<uint64_t>> List();
 
  private:
-  explicit Staging(std::string dir) : dir_(std::move(dir)) {}
+  Staging(std::string dir, std::shared_ptr<const DiskReserve> reserve)
+      : dir_(std::move(dir)), reserve_(std::move(reserve)) {}
 
   const std::string dir_;
+  const std::shared_ptr<const DiskReserve> reserve_;
   std::atomic<uint64_t> next_id_{1};
 };
 

@@ -68,8 +68,12 @@ Result<std::unique_ptr<Volume>> Volume::Open(const MountOptions& opts, const Cli
   ASSIGN_OR_RETURN(v->lease_, Lease::Acquire(state_dir + "/lease", volume_id));
   ASSIGN_OR_RETURN(v->meta_, MetaStore::Open(state_dir + "/meta.db", volume_id, cfg.segment_size,
                                              ::getuid(), ::getgid()));
-  ASSIGN_OR_RETURN(v->staging_, Staging::Open(state_dir + "/staging"));
-  ASSIGN_OR_RETURN(v->cache_, ReadCache::Open(state_dir + "/cache", opts.cache_size));
+  ASSIGN_OR_RETURN(v->cache_,
+                   ReadCache::Open(state_dir + "/cache", opts.cache_size, opts.disk_reserve));
+  // Staging may take the read cache's space: that data is on the cluster.
+  auto reserve = std::make_shared<const DiskReserve>(
+      opts.disk_reserve, [cache = v->cache_.get()](uint64_t n) { return cache->Shrink(n); });
+  ASSIGN_OR_RETURN(v->staging_, Staging::Open(state_dir + "/staging", std::move(reserve)));
 
   // Recovery (METADATA.md §8): orphaned inodes, then unreferenced staging.
   ASSIGN_OR_RETURN(auto purged, v->meta_->Recover());

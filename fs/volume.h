@@ -138,8 +138,9 @@ class Volume {
   const Key master_;
   std::unique_ptr<Lease> lease_;
   std::unique_ptr<MetaStore> meta_;
-  std::unique_ptr<Staging> staging_;
+  // The cache first: staging's disk reserve may evict from it.
   std::unique_ptr<ReadCache> cache_;
+  std::unique_ptr<Staging> staging_;
   std::unique_ptr<ClusterClient> cluster_;
   std::unique_ptr<SegmentFetcher> fetcher_;
   std::unique_ptr<FileRegistry> files_;
