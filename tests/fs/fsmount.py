@@ -82,8 +82,10 @@ def _pid_alive(pid):
 class Mount:
     """One shardfs mount of a cluster's volume."""
 
-    def __init__(self, c, name='mnt', state=None, opts=('allow_other',)):
+    def __init__(self, c, name='mnt', state=None, opts=('allow_other',), log_to_file=False):
         self.c = c
+        # The daemon's own log into self.log too (else syslog once detached).
+        self.log_to_file = log_to_file
         self.dir = os.path.join(c.tmp, name)
         self.state = state or os.path.join(c.tmp, 'state')
         self.opts = list(opts)
@@ -96,6 +98,8 @@ class Mount:
     def args(self, extra_opts=()):
         opts = self.opts + list(extra_opts)
         a = [SHARDFS, '--config', self.c.config, '--state', self.state, self.dir]
+        if self.log_to_file:
+            a += ['--log-file', self.log]
         if opts:
             a += ['-o', ','.join(opts)]
         return a

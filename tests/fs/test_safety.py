@@ -2,8 +2,9 @@
 kill -9 of the mount during an rsync, nodes down (reads with m down, writes
 queued when too few nodes are up, completed once they are back), `shardctl
 cache drop` while mounted, `shardctl sync` and `shardctl stat`, close in
-upload=sync mode while too few nodes answer, and upload pacing (uploads wait
-while the drive is busy, for at most -o upload_delay).
+upload=sync mode while too few nodes answer, upload pacing (uploads wait
+while the drive is busy, for at most -o upload_delay), and a state dir whose
+disk fills up (ENOSPC for the writer, the mount goes on working).
 
 A second mount of the same volume is tested in test_posix.py
 (test_lease_refuses_second_mount); test_second_state_dir_refused here covers
@@ -662,6 +663,110 @@ def test_upload_delay_is_bounded(c, m):
     assert 'at' in seen, 'not uploaded during 20 s of writes with upload_delay=2'
     log(f'uploaded {seen["at"] - t0:.1f} s into a busy spell (upload_delay=2)')
     assert seen['at'] - t0 >= 1.5, 'not held back at all'
+
+
+# --- a full disk under the state dir ---------------------------------------------
+
+FULL_DISK_MIB = 192  # the tmpfs holding the state dir
+RESERVE_MIB = 64     # -o disk_reserve's default
+
+
+def du_bytes(path):
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+@unmounted
+def test_full_state_disk(c, m):
+    """The state dir's disk fills up with a big write: the writer gets
+    ENOSPC, and the mount goes on working (the free space the drive keeps
+    for its metadata is still there): the big file can be deleted, new
+    files written, everything uploaded; the read cache gives its space back
+    to new writes; after a remount every file closed before reads back
+    byte-exact."""
+    disk = c.path('small-disk')
+    os.makedirs(disk)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={FULL_DISK_MIB}m', 'tmpfs', disk],
+                   check=True)
+    small = Mount(c, name='mnt-small', state=os.path.join(disk, 'state'), log_to_file=True)
+    try:
+        small.mount()
+        keep = os.urandom(2 * c.segment_size() + 999)
+        write(small.path('keep'), keep)
+        err = None
+        written = 0
+        chunk = os.urandom(1 << 20)
+        try:
+            with open(small.path('big'), 'wb') as f:
+                while written < 2 * FULL_DISK_MIB << 20:
+                    f.write(chunk)
+                    written += len(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            err = e
+        assert err is not None, f'wrote {written >> 20} MiB on a {FULL_DISK_MIB} MiB disk'
+        assert err.errno == errno.ENOSPC, f'errno {err.errno}, expected ENOSPC: {err}'
+        free = free_bytes(disk)
+        log(f'ENOSPC after {written >> 20} MiB, {free >> 20} MiB free on the state disk')
+        assert free >= (RESERVE_MIB - 8) << 20, f'only {free >> 20} MiB left for the metadata'
+
+        # Still a working file system.
+        os.unlink(small.path('big'))
+        after = os.urandom(c.segment_size() + 4321)
+        write(small.path('after'), after)
+        os.mkdir(small.path('dir'))
+        write(small.path('dir', 'tiny'), b'tiny')
+        assert read_uncached(small.path('keep')) == keep
+        c.shardctl('--state', small.state, 'sync', '--timeout', '120', timeout=180)
+
+        # Uploaded segments stay in the read cache. A write that needs part
+        # of its space beyond what is free above the reserve gets it.
+        cache = os.path.join(small.state, 'cache')
+        cached = du_bytes(cache)
+        assert cached >= 8 << 20, f'only {cached} bytes in the read cache after the uploads'
+        size = free_bytes(disk) - (RESERVE_MIB << 20) + cached // 2
+        fill = os.urandom(size)
+        with open(small.path('fill'), 'wb') as f:
+            f.write(fill)
+            f.flush()
+            os.fsync(f.fileno())
+        log(f'{size >> 20} MiB written with the read cache at {cached >> 20} MiB: '
+            f'now {du_bytes(cache) >> 20} MiB')
+        assert du_bytes(cache) < cached, 'the read cache did not shrink'
+
+        with open(small.log, errors='replace') as f:
+            text = f.read()
+        assert 'metadata commit failed' not in text, f'the metadata store stopped:\n{text[-2000:]}'
+        assert 'writes fail with ENOSPC' in text, f'no warning about the full disk:\n{text[-2000:]}'
+
+        small.umount()
+        db = sqlite3.connect(os.path.join(small.state, 'meta.db'))
+        try:
+            assert db.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
+        finally:
+            db.close()
+        small.mount()
+        assert read_uncached(small.path('keep')) == keep
+        assert read_uncached(small.path('after')) == after
+        assert read(small.path('dir', 'tiny')) == b'tiny'
+        assert read_uncached(small.path('fill')) == fill
+        assert not os.path.exists(small.path('big'))
+    finally:
+        small.cleanup()
+        if subprocess.run(['umount', disk]).returncode != 0:
+            subprocess.run(['umount', '-l', disk])
 
 
 if __name__ == '__main__':
