@@ -35,6 +35,7 @@ Status DiskReserve::Claim(int fd, uint64_t need, const std::string& path) const 
                                    std::to_string(free >> 20) + " MiB free, and " +
                                    std::to_string(bytes_ >> 20) +
                                    " MiB of it stay free for the metadata (-o disk_reserve)");
+  if (refusals_ == Refusals::kQuiet) return refused;
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();

@@ -28,9 +28,13 @@ class DiskReserve {
   // cache); returns how many bytes it freed.
   using MakeRoom = std::function<uint64_t(uint64_t bytes)>;
 
+  // Whether a refusal is logged (a warning at most once a minute): yes for
+  // writes the user sees fail, no for optional data such as the cache.
+  enum class Refusals { kWarn, kQuiet };
+
   // `bytes` 0: no reserve, Claim always succeeds.
-  DiskReserve(uint64_t bytes, MakeRoom make_room)
-      : bytes_(bytes), make_room_(std::move(make_room)) {}
+  DiskReserve(uint64_t bytes, MakeRoom make_room, Refusals refusals)
+      : bytes_(bytes), make_room_(std::move(make_room)), refusals_(refusals) {}
 
   uint64_t bytes() const { return bytes_; }
 
@@ -45,6 +49,7 @@ class DiskReserve {
  private:
   const uint64_t bytes_;
   const MakeRoom make_room_;
+  const Refusals refusals_;
   // The refusals are logged at most once a minute (steady clock, ns).
   mutable std::atomic<int64_t> last_warning_ns_{0};
 };

@@ -11,8 +11,6 @@
 #include <cerrno>
 #include <vector>
 
-#include "fs/disk_reserve.h"
-
 namespace shardfs::fs {
 namespace {
 std::atomic<uint64_t> tmp_counter{0};
@@ -169,9 +167,7 @@ Status ReadCache::Insert(const StripeId& stripe, std::span<const uint8_t> data) 
   if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
   // The cache is optional: rather than eat into the metadata's reserve, it
   // gives up older entries, or this one.
-  if (!DiskReserve(reserve_, [this](uint64_t n) { return Shrink(n); })
-           .Claim(fd, data.size(), tmp)
-           .ok()) {
+  if (!reserve_.Claim(fd, data.size(), tmp).ok()) {
     ::close(fd);
     ::unlink(tmp.c_str());
     return Status::OK();

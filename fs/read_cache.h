@@ -25,6 +25,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "fs/disk_reserve.h"
 #include "lib/ids.h"
 #include "lib/status.h"
 
@@ -56,7 +57,11 @@ class ReadCache {
 
  private:
   ReadCache(std::string dir, uint64_t limit, uint64_t reserve)
-      : dir_(std::move(dir)), marker_(dir_ + ".dropped"), limit_(limit), reserve_(reserve) {}
+      : dir_(std::move(dir)),
+        marker_(dir_ + ".dropped"),
+        limit_(limit),
+        reserve_(reserve, [this](uint64_t n) { return Shrink(n); },
+                 DiskReserve::Refusals::kQuiet) {}
   std::string PathOf(const StripeId& stripe) const { return dir_ + "/" + stripe.Hex(); }
   // REQUIRES: mu_ held.
   // Rebuilds the index from the directory (oldest mtime last in the LRU);
@@ -80,7 +85,9 @@ class ReadCache {
   const std::string dir_;
   const std::string marker_;  // written by shardctl cache drop
   const uint64_t limit_;
-  const uint64_t reserve_;  // bytes left free on the disk
+  // Free space left on the disk: insertions evict older entries for it,
+  // or are skipped (quietly: the cache is optional).
+  const DiskReserve reserve_;
   std::mutex mu_;
   std::list<std::string> lru_;  // guarded by mu_; front = most recent
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_

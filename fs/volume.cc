@@ -72,7 +72,8 @@ Result<std::unique_ptr<Volume>> Volume::Open(const MountOptions& opts, const Cli
                    ReadCache::Open(state_dir + "/cache", opts.cache_size, opts.disk_reserve));
   // Staging may take the read cache's space: that data is on the cluster.
   auto reserve = std::make_shared<const DiskReserve>(
-      opts.disk_reserve, [cache = v->cache_.get()](uint64_t n) { return cache->Shrink(n); });
+      opts.disk_reserve, [cache = v->cache_.get()](uint64_t n) { return cache->Shrink(n); },
+      DiskReserve::Refusals::kWarn);
   ASSIGN_OR_RETURN(v->staging_, Staging::Open(state_dir + "/staging", std::move(reserve)));
 
   // Recovery (METADATA.md §8): orphaned inodes, then unreferenced staging.

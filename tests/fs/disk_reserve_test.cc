@@ -48,7 +48,7 @@ TEST_SUITE("fs_disk_reserve") {
 
     // A reserve of all but 256 MiB of what is free: 64 MiB fit, 1 GiB does
     // not (margins wide enough for other writers on the same disk).
-    DiskReserve reserve(free - 256 * kMiB, nullptr);
+    DiskReserve reserve(free - 256 * kMiB, nullptr, DiskReserve::Refusals::kQuiet);
     CHECK(reserve.Claim(dir.fd, 64 * kMiB, "x").ok());
     Status st = reserve.Claim(dir.fd, 1024 * kMiB, "x");
     CHECK(st.IsNoSpace());
@@ -57,7 +57,7 @@ TEST_SUITE("fs_disk_reserve") {
     CHECK(st.message().find("disk_reserve") != std::string::npos);
 
     // No reserve: anything goes (the disk itself answers).
-    CHECK(DiskReserve(0, nullptr).Claim(dir.fd, free * 2, "x").ok());
+    CHECK(DiskReserve(0, nullptr, DiskReserve::Refusals::kQuiet).Claim(dir.fd, free * 2, "x").ok());
   }
 
   TEST_CASE("a short claim asks for room first, for what is missing") {
@@ -68,11 +68,14 @@ TEST_SUITE("fs_disk_reserve") {
     int calls = 0;
     // make_room frees nothing: still refused, but it was asked for the
     // shortfall, 256 MiB (give or take other writers on the disk).
-    DiskReserve reserve(free, [&](uint64_t n) {
-      ++calls;
-      asked = n;
-      return uint64_t{0};
-    });
+    DiskReserve reserve(
+        free,
+        [&](uint64_t n) {
+          ++calls;
+          asked = n;
+          return uint64_t{0};
+        },
+        DiskReserve::Refusals::kQuiet);
     CHECK(reserve.Claim(dir.fd, 256 * kMiB, "x").IsNoSpace());
     CHECK(calls == 1);
     CHECK(asked >= 128 * kMiB);
