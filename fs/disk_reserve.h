@@ -36,8 +36,6 @@ class DiskReserve {
   DiskReserve(uint64_t bytes, MakeRoom make_room, Refusals refusals)
       : bytes_(bytes), make_room_(std::move(make_room)), refusals_(refusals) {}
 
-  uint64_t bytes() const { return bytes_; }
-
   // OK when writing `need` more bytes on the file system of `fd` leaves the
   // reserve free, after making room if it must; NoSpace (ENOSPC) naming
   // `path` otherwise.
