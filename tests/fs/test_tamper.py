@@ -97,24 +97,21 @@ def make_node_lie(node_dir):
     return n
 
 
-def shard_names(node_dir):
+def shard_names(c, node_dir):
     """(stripe hex, index) of every shard file the node holds."""
-    out = set()
-    for _root, _dirs, files in os.walk(os.path.join(node_dir, 'shards')):
-        for name in files:
-            if not name.endswith('.tmp'):
-                stripe_hex, idx = name.split('.')
-                out.add((stripe_hex, int(idx)))
-    return out
+    prefix = os.path.join(node_dir, '')
+    return {(stripe_hex, int(idx))
+            for stripe_hex, idx in (os.path.basename(p).split('.')
+                                    for p in c.shard_files() if p.startswith(prefix))}
 
 
-def holds_data_shard(node_dir, stripes, k):
+def holds_data_shard(c, node_dir, stripes, k):
     """True when the node holds a data shard (index < k) of one of `stripes`.
     The reader asks for the data shards first and stops once it has k good
     ones, so a node holding only parity of a file may never be asked: it
     could lie unnoticed, and the test would be luck (CI once caught one of
     two liars holding parity of all three stripes, ~1 run in 14)."""
-    return any(s in stripes and i < k for s, i in shard_names(node_dir))
+    return any(s in stripes and i < k for s, i in shard_names(c, node_dir))
 
 
 def node_id(node_dir):
@@ -167,13 +164,13 @@ def test_lying_nodes(c, m):
     mount_logged(m)
     seg = c.segment_size()
     dirs = c.node_dirs(c.dir)
-    before = {s for d in dirs for s, _ in shard_names(d)}  # the lease's
+    before = {s for s, _ in shard_names(c, c.dir)}  # the lease's
     data = write_and_upload(c, m, 'f', 2 * seg + 12345)  # three stripes
-    stripes = {s for d in dirs for s, _ in shard_names(d)} - before
+    stripes = {s for s, _ in shard_names(c, c.dir)} - before
 
     # m liars: every stripe loses m shards to them, and still reads. Each
     # liar holds a data shard somewhere, so the read must meet its lie.
-    liars = [d for d in dirs if holds_data_shard(d, stripes, c.k)][:c.m]
+    liars = [d for d in dirs if holds_data_shard(c, d, stripes, c.k)][:c.m]
     assert len(liars) == c.m, 'fewer than m nodes hold a data shard'
     for d in liars:
         assert make_node_lie(d) > 0, d
@@ -184,7 +181,7 @@ def test_lying_nodes(c, m):
     assert want <= suspects, f'suspects {suspects}, expected {want}\n{out}'
     honest = {ids[node_id(d)] for d in dirs if d not in liars}
     assert not (honest & suspects), f'honest nodes listed as suspects: {honest & suspects}'
-    parity_only = [os.path.basename(d) for d in dirs if not holds_data_shard(d, stripes, c.k)]
+    parity_only = [os.path.basename(d) for d in dirs if not holds_data_shard(c, d, stripes, c.k)]
     log(f'm = {c.m} lying nodes ({", ".join(os.path.basename(d) for d in liars)}): read ok, '
         f'suspects {sorted(suspects)}; {len(stripes)} stripes; '
         f'nodes holding only parity of them: {parity_only or "none"}')
