@@ -139,6 +139,9 @@ def restartable(c, i):
 
 def restart_node(c, i, argv):
     node_dir = c.node_dir(i)
+    # Before the start: a starting node removes its endpoint file until it
+    # has bound again (netnode/main.cc), so reading it after raced.
+    port = c.port(i)
     with open(os.path.join(node_dir, 'log'), 'ab') as logf:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                              start_new_session=True)
@@ -146,7 +149,6 @@ def restart_node(c, i, argv):
     # The node rewrites its pid file; until then the fixture's stop needs it.
     with open(os.path.join(node_dir, 'pid'), 'w') as f:
         f.write(f'{p.pid}\n')
-    port = c.port(i)
     deadline = time.monotonic() + 30
     while True:
         assert p.poll() is None, f'node-{i} exited {p.returncode} on restart'
